@@ -1,0 +1,136 @@
+"""Start, watch and stop the stack's OS processes, by pid, with one log file each.
+
+A pid alone can be reused by an unrelated process after ours died, so every record keeps the
+process's start time from /proc and a pid only counts as ours while both match.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+_PR_SET_PDEATHSIG = 1
+
+
+@dataclass
+class ProcessRecord:
+    name: str
+    pid: int
+    start_time: int  # clock ticks since boot, field 22 of /proc/PID/stat
+    log: str
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def proc_start_time(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) is in parentheses and may hold spaces: split after it.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    if fields[0] == "Z":  # a zombie has exited; it only waits to be reaped
+        return None
+    return int(fields[19])
+
+
+def is_running(record: ProcessRecord) -> bool:
+    return proc_start_time(record.pid) == record.start_time
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: the kernel sends SIGTERM when the parent goes away."""
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def spawn(
+    name: str,
+    argv: list[str],
+    *,
+    env: dict[str, str],
+    cwd: Path,
+    log_path: Path,
+    tie_to_parent: bool,
+) -> tuple[ProcessRecord, subprocess.Popen]:
+    """Start one process in its own session, stdout and stderr appended to `log_path`.
+
+    Its own session keeps a Ctrl-C in the terminal from reaching it directly: the supervisor
+    decides the shutdown order. `tie_to_parent` makes it die with the supervisor (foreground
+    `up`, test fixtures) so a supervisor killed with SIGKILL leaves no orphans behind.
+    """
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting {name}: {' '.join(argv)}\n".encode())
+        log.flush()
+        proc = subprocess.Popen(
+            argv,
+            env=env,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with_parent if tie_to_parent else None,
+        )
+    start_time = None
+    for _ in range(100):
+        start_time = proc_start_time(proc.pid)
+        if start_time is not None or proc.poll() is not None:
+            break
+        time.sleep(0.01)
+    return ProcessRecord(name, proc.pid, start_time or -1, str(log_path)), proc
+
+
+def stop(record: ProcessRecord, *, timeout: float = 10.0, sig: int = signal.SIGTERM) -> None:
+    """Ask politely, then SIGKILL after `timeout`; returns once the process is gone."""
+    if not is_running(record):
+        return
+    try:
+        os.kill(record.pid, sig)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        _reap(record.pid)
+        if not is_running(record):
+            return
+        time.sleep(0.05)
+    kill(record)
+
+
+def kill(record: ProcessRecord) -> None:
+    """SIGKILL, as a crash would; returns once the process is gone."""
+    if not is_running(record):
+        return
+    try:
+        os.kill(record.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    for _ in range(200):
+        _reap(record.pid)
+        if not is_running(record):
+            return
+        time.sleep(0.025)
+
+
+def _reap(pid: int) -> None:
+    """Collect the exit status when the process is our child, so it does not linger as a zombie."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def log_tail(path: str | Path, lines: int = 30) -> str:
+    try:
+        text = Path(path).read_text(errors="replace")
+    except OSError:
+        return "(no log)"
+    return "\n".join(text.splitlines()[-lines:])

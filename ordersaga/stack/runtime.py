@@ -1,0 +1,225 @@
+"""Provision the Dapr runtime binaries: daprd, placement and scheduler at 1.18.x.
+
+Order of preference:
+1. `ORDERSAGA_DAPR_BIN_DIR`, when set (all three binaries must be there, at 1.18.x);
+2. an installed Dapr 1.18.x (`~/.dapr/bin` after `dapr init`, or the PATH);
+3. a build from source at v1.18.3 through the Go module proxy, into a per-user cache.
+
+The build is keyed by a fingerprint of the wrapper module in `dapr-runtime/`, so a second run
+finds the binaries and returns in milliseconds; a changed go.mod, go.sum or main.go rebuilds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+DAPR_VERSION = "1.18.3"
+SUPPORTED_MINOR = "1.18."
+BINARIES = ("daprd", "placement", "scheduler")
+MIN_GO = (1, 26, 6)  # dapr v1.18.3's go.mod; an older Go would try to download a toolchain
+
+# Import paths built by `go build` inside dapr-runtime/ (daprd is our own lean main package).
+_BUILD_TARGETS = {
+    "daprd": "./cmd/daprd",
+    "placement": "github.com/dapr/dapr/cmd/placement",
+    "scheduler": "github.com/dapr/dapr/cmd/scheduler",
+}
+
+
+class RuntimeProvisionError(RuntimeError):
+    """The Dapr binaries could not be found or built; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class DaprBinaries:
+    daprd: Path
+    placement: Path
+    scheduler: Path
+    version: str
+    source: str  # "env", "installed" or "built"
+
+    def path(self, name: str) -> Path:
+        return getattr(self, name)
+
+
+def project_root() -> Path:
+    return Path(__file__).resolve().parents[2]
+
+
+def cache_root() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "ordersaga"
+
+
+def binary_version(path: Path) -> str | None:
+    """`--version` of a Dapr binary, or None when it does not run or says nothing useful."""
+    try:
+        out = subprocess.run(
+            [str(path), "--version"], capture_output=True, text=True, timeout=20
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    match = re.search(r"\d+\.\d+\.\d+\S*", out.stdout + out.stderr)
+    return match.group(0) if match else None
+
+
+def _usable_dir(directory: Path) -> str | None:
+    """The daprd version in `directory` when it is 1.18.x and placement and scheduler sit beside it.
+
+    Only daprd answers `--version`; placement and scheduler come from the same release.
+    """
+    for name in BINARIES:
+        candidate = directory / name
+        if not (candidate.is_file() and os.access(candidate, os.X_OK)):
+            return None
+    version = binary_version(directory / "daprd")
+    return version if version and version.startswith(SUPPORTED_MINOR) else None
+
+
+def _installed_dirs() -> list[Path]:
+    dirs = [Path.home() / ".dapr" / "bin"]
+    found = shutil.which("daprd")
+    if found:
+        dirs.append(Path(found).resolve().parent)
+    return dirs
+
+
+def _fingerprint(module_dir: Path) -> str:
+    digest = hashlib.sha256()
+    for rel in ("go.mod", "go.sum", "cmd/daprd/main.go"):
+        digest.update(rel.encode())
+        digest.update((module_dir / rel).read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def _check_go() -> str:
+    go = shutil.which("go")
+    if not go:
+        raise RuntimeProvisionError(
+            "Go is not installed, and it is needed to build the Dapr runtime "
+            f"(daprd, placement, scheduler) v{DAPR_VERSION} from source.\n"
+            "Install Go >= 1.26.6 (e.g. from your distribution or go.dev), or install Dapr 1.18 "
+            "with `dapr init` (ordersaga uses ~/.dapr/bin when it holds 1.18.x), or point "
+            "ORDERSAGA_DAPR_BIN_DIR at a folder with daprd, placement and scheduler 1.18.x."
+        )
+    out = subprocess.run([go, "env", "GOVERSION"], capture_output=True, text=True).stdout.strip()
+    numbers = tuple(int(n) for n in re.findall(r"\d+", out)[:3])
+    if numbers < MIN_GO:
+        raise RuntimeProvisionError(
+            f"Go {out} is too old to build Dapr v{DAPR_VERSION}: it needs go1.26.6 or newer."
+        )
+    return go
+
+
+def _build(module_dir: Path, out_dir: Path, log=print) -> None:
+    go = _check_go()
+    staging = out_dir.with_name(out_dir.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    env = dict(
+        os.environ,
+        CGO_ENABLED="0",
+        # Every module is verified against the committed go.sum; never fetch a toolchain.
+        GOFLAGS="-mod=readonly -buildvcs=false",
+        GOTOOLCHAIN="local",
+    )
+    ldflags = f"-s -w -X github.com/dapr/dapr/pkg/buildinfo.version={DAPR_VERSION}"
+    argv = [go, "build", "-v", "-trimpath", "-ldflags", ldflags, "-o", str(staging) + "/"]
+    argv += list(_BUILD_TARGETS.values())
+    log(
+        f"Building Dapr {DAPR_VERSION} (daprd, placement, scheduler) from the Go module proxy; "
+        "a cold build takes several minutes on two cores, later runs reuse the cache."
+    )
+    started = time.monotonic()
+    build_log = out_dir.with_name(out_dir.name + ".build.log")
+    proc = subprocess.Popen(
+        argv, cwd=module_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    compiled = 0
+    last_line = ""
+    stop_ticker = threading.Event()
+
+    def ticker() -> None:
+        while not stop_ticker.wait(15):
+            log(f"  ... {time.monotonic() - started:4.0f}s, {compiled} packages compiled ({last_line})")
+
+    threading.Thread(target=ticker, daemon=True).start()
+    with build_log.open("w") as sink:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            sink.write(line)
+            if not line.startswith(("go: ", "#")) and " " not in line.strip():
+                compiled += 1
+                last_line = line.strip()
+    code = proc.wait()
+    stop_ticker.set()
+    if code != 0:
+        tail = "".join(build_log.read_text().splitlines(keepends=True)[-25:])
+        raise RuntimeProvisionError(f"Building Dapr failed (exit {code}); full log: {build_log}\n{tail}")
+    shutil.rmtree(out_dir, ignore_errors=True)
+    staging.rename(out_dir)
+    sizes = ", ".join(f"{n} {(out_dir / n).stat().st_size / 1e6:.0f} MB" for n in BINARIES)
+    log(f"Built Dapr {DAPR_VERSION} in {time.monotonic() - started:.0f}s: {sizes}")
+
+
+def ensure_dapr(log=print) -> DaprBinaries:
+    """Find or build daprd, placement and scheduler; raise RuntimeProvisionError on failure."""
+    explicit = os.environ.get("ORDERSAGA_DAPR_BIN_DIR")
+    if explicit:
+        version = _usable_dir(Path(explicit))
+        if not version:
+            raise RuntimeProvisionError(
+                f"ORDERSAGA_DAPR_BIN_DIR={explicit} must hold daprd, placement and scheduler "
+                f"at version {SUPPORTED_MINOR}x"
+            )
+        return _binaries(Path(explicit), version, "env")
+
+    for directory in _installed_dirs():
+        version = _usable_dir(directory)
+        if version:
+            return _binaries(directory, version, "installed")
+
+    module_dir = project_root() / "dapr-runtime"
+    if not (module_dir / "go.mod").is_file():
+        raise RuntimeProvisionError(
+            f"No Dapr {SUPPORTED_MINOR}x found and no dapr-runtime/ module next to the package "
+            f"({module_dir}) to build one from: run from a clone of the ordersaga repository."
+        )
+    out_dir = cache_root() / "dapr" / f"{DAPR_VERSION}-{_fingerprint(module_dir)}"
+    if not all((out_dir / name).is_file() for name in BINARIES):
+        _build(module_dir, out_dir, log=log)
+    return _binaries(out_dir, DAPR_VERSION, "built")
+
+
+def _binaries(directory: Path, version: str, source: str) -> DaprBinaries:
+    return DaprBinaries(
+        daprd=directory / "daprd",
+        placement=directory / "placement",
+        scheduler=directory / "scheduler",
+        version=version,
+        source=source,
+    )
+
+
+def main() -> int:
+    """`python -m ordersaga.stack.runtime`: provision and print where the binaries are."""
+    try:
+        binaries = ensure_dapr()
+    except RuntimeProvisionError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"Dapr {binaries.version} ({binaries.source}): {binaries.daprd.parent}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
