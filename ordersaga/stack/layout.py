@@ -49,6 +49,7 @@ class Ports:
     nats_monitor: int
     placement: int
     placement_healthz: int
+    placement_raft: int
     scheduler: int
     scheduler_healthz: int
     scheduler_etcd_client: int
@@ -77,16 +78,23 @@ def free_port(taken: set[int]) -> int:
     rng = random.SystemRandom()
     for _ in range(1000):
         port = rng.randrange(*_PORT_RANGE)
-        if port in taken:
-            continue
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-            try:
-                probe.bind((HOST, port))
-            except OSError:
-                continue
-        taken.add(port)
-        return port
+        if port not in taken and port_free(port):
+            taken.add(port)
+            return port
     raise RuntimeError(f"no free port found in {_PORT_RANGE}")
+
+
+def port_free(port: int) -> bool:
+    """True when nothing listens on (or holds) `port` on 127.0.0.1 right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # Servers bind with SO_REUSEADDR, so a port whose last connections linger in TIME_WAIT
+        # is free for them; probe the same way.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((HOST, port))
+        except OSError:
+            return False
+    return True
 
 
 @dataclass

@@ -1,0 +1,49 @@
+"""order-service's composition root: `python -m order_service` (started by `ordersaga up`).
+
+One process hosts: the gRPC app server (approvals subscription, health, reflection), the
+OrderActor over the app-initiated actor stream, and the workflow worker running the saga.
+"""
+
+from __future__ import annotations
+
+from dapr.actor.runtime.grpc_host import ActorGrpcHost
+from dapr.ext.workflow import WorkflowRuntime
+
+from order_service import actor, saga
+from order_service.activities import ACTIVITIES
+from order_service.approvals import ApprovalHandler
+from order_service.settings import Settings
+from order_service.topics import APPROVALS_DEAD_LETTER_TOPIC, APPROVALS_TOPIC, PUBSUB
+from ordersaga import apphost
+
+APP_ID = "order-service"
+
+
+def main() -> None:
+    actor.configure(Settings.from_env())
+    app = apphost.new_app(max_workers=32)
+    app.subscribe(PUBSUB, APPROVALS_TOPIC, dead_letter_topic=APPROVALS_DEAD_LETTER_TOPIC)(ApprovalHandler())
+
+    workflows = WorkflowRuntime()
+    workflows.register_workflow(saga.order_saga, name=saga.SAGA_NAME)
+    for name, activity in ACTIVITIES.items():
+        workflows.register_activity(activity, name=name)
+
+    async def startup():
+        # The actor stream needs the app channel, which this process's server provides.
+        actor_host = ActorGrpcHost(app_port=0)
+        await actor_host.register_actor(actor.OrderActor)
+        await actor_host.start()
+        workflows.start()
+
+        async def shutdown():
+            workflows.shutdown()
+            await actor_host.close()
+
+        return shutdown
+
+    apphost.run(APP_ID, app, [], startup)
+
+
+if __name__ == "__main__":
+    main()

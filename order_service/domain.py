@@ -1,0 +1,103 @@
+"""The order, its statuses and its timeline: pure data and rules, no I/O.
+
+Statuses and reasons are the external contract of DESIGN.md.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
+MAX_LINES = 100
+
+
+class OrderStatus(StrEnum):
+    PLACED = "PLACED"
+    RESERVING = "RESERVING"
+    AWAITING_APPROVAL = "AWAITING_APPROVAL"
+    CHARGING = "CHARGING"
+    SHIPPING = "SHIPPING"
+    COMPENSATING = "COMPENSATING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    NEEDS_ATTENTION = "NEEDS_ATTENTION"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL
+
+
+TERMINAL = frozenset(
+    {OrderStatus.COMPLETED, OrderStatus.FAILED, OrderStatus.CANCELLED, OrderStatus.NEEDS_ATTENTION}
+)
+
+
+class FailureReason(StrEnum):
+    OUT_OF_STOCK = "OUT_OF_STOCK"
+    PAYMENT_DECLINED = "PAYMENT_DECLINED"
+    APPROVAL_REJECTED = "APPROVAL_REJECTED"
+    APPROVAL_TIMEOUT = "APPROVAL_TIMEOUT"
+    SHIPPING_FAILED = "SHIPPING_FAILED"
+    INVENTORY_UNAVAILABLE = "INVENTORY_UNAVAILABLE"
+    PAYMENT_UNAVAILABLE = "PAYMENT_UNAVAILABLE"
+
+
+class LineItem(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    sku: str = Field(pattern=ID_PATTERN)
+    quantity: int = Field(gt=0, le=1_000_000)
+    unit_price_cents: int = Field(gt=0, le=100_000_000_00)
+
+
+class OrderRequest(BaseModel):
+    """What a caller asks for. Validation failures name the offending field."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    order_id: str = Field(pattern=ID_PATTERN)
+    customer_id: str = Field(pattern=ID_PATTERN)
+    items: tuple[LineItem, ...] = Field(min_length=1, max_length=MAX_LINES)
+
+    @field_validator("items")
+    @classmethod
+    def _distinct_skus(cls, items: tuple[LineItem, ...]) -> tuple[LineItem, ...]:
+        skus = [item.sku for item in items]
+        if len(set(skus)) != len(skus):
+            raise ValueError("each sku may appear on one line only")
+        return items
+
+    @property
+    def total_cents(self) -> int:
+        return sum(item.quantity * item.unit_price_cents for item in self.items)
+
+
+class TimelineEntry(BaseModel):
+    at: str  # ISO-8601 UTC
+    step: str
+    outcome: str
+    detail: str = ""
+    key: str = ""  # idempotency key: a retried activity records its entry once
+
+
+class OrderState(BaseModel):
+    """What OrderActor keeps: identity, status, reason, timeline, saga instance id."""
+
+    request: OrderRequest
+    status: OrderStatus = OrderStatus.PLACED
+    reason: str = ""
+    saga_instance_id: str = ""
+    tracking_number: str = ""
+    timeline: list[TimelineEntry] = Field(default_factory=list)
+
+    @property
+    def order_id(self) -> str:
+        return self.request.order_id
+
+
+def saga_instance_id(order_id: str) -> str:
+    """Derived from the order id, so a second PlaceOrder can never start a second saga unnoticed."""
+    return f"order-saga-{order_id}"

@@ -1,0 +1,90 @@
+"""Run one of the apps: a Dapr gRPC app server with health and reflection, and a clean shutdown.
+
+Each service's `__main__` is its composition root and hands this module what to serve. The
+host binds the app's gRPC server on 127.0.0.1 (`APP_PORT`), waits for its sidecar, runs the
+service's async start-up (actor host, workflow worker...), and only then reports SERVING on
+`grpc.health.v1`, which is what `ordersaga up` waits for. SIGTERM and SIGINT stop the service:
+NOT_SERVING first, then the service's own shutdown, then the server with a short grace period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import threading
+from concurrent import futures
+from typing import Awaitable, Callable
+
+import grpc
+from dapr.clients.health import DaprHealth
+from dapr.ext.grpc import App
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+Startup = Callable[[], Awaitable[Callable[[], Awaitable[None]] | None]]
+
+log = logging.getLogger("ordersaga.apphost")
+
+
+def configure_logging(app_id: str) -> None:
+    """One line per event, with time, app and logger: what a person reads in the run dir's logs."""
+    logging.basicConfig(
+        level=os.environ.get("ORDERSAGA_LOG_LEVEL", "INFO"),
+        format=f"%(asctime)s %(levelname)-5s {app_id} %(name)s: %(message)s",
+    )
+    # The Dapr SDK and gRPC are chatty at INFO about internals a reader does not need.
+    for noisy in ("durabletask-worker", "durabletask-client", "WorkflowRuntime", "dapr.actor"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def new_app(max_workers: int = 16) -> App:
+    # dapr.ext.grpc.App passes keyword arguments straight to grpc.server().
+    return App(thread_pool=futures.ThreadPoolExecutor(max_workers=max_workers))
+
+
+def run(app_id: str, app: App, service_names: list[str], startup: Startup | None = None) -> None:
+    """Serve `app` until SIGTERM/SIGINT. `service_names` are the full names of the app's own
+    gRPC services, advertised through server reflection next to the health service."""
+    configure_logging(app_id)
+    asyncio.run(_serve(app_id, app, service_names, startup))
+
+
+async def _serve(app_id: str, app: App, service_names: list[str], startup: Startup | None) -> None:
+    health_servicer = health.HealthServicer()
+    health_servicer.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
+    app.add_external_service(health_pb2_grpc.add_HealthServicer_to_server, health_servicer)
+    names = [*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME]
+    # add_external_service hands us the server; reflection needs nothing else from it.
+    app.add_external_service(lambda names, server: reflection.enable_server_reflection(names, server), names)
+
+    port = int(os.environ["APP_PORT"])
+    server_thread = threading.Thread(target=app.run, args=(port, "127.0.0.1"), name="grpc-server", daemon=True)
+    server_thread.start()
+    log.info("gRPC app server listening on 127.0.0.1:%d", port)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    await asyncio.to_thread(DaprHealth.wait_for_sidecar)
+    shutdown = await startup() if startup else None
+    for name in ["", *service_names]:
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    log.info("%s is ready", app_id)
+
+    await stop.wait()
+    log.info("%s shutting down", app_id)
+    health_servicer.enter_graceful_shutdown()
+    if shutdown:
+        await shutdown()
+    app._server.stop(grace=3).wait()  # App.stop() has no grace period; in-flight calls finish
+    log.info("%s stopped", app_id)
+
+
+def sidecar_channel() -> grpc.Channel:
+    """A channel to this app's own sidecar, for gRPC service invocation (proxy mode)."""
+    host = os.environ.get("DAPR_RUNTIME_HOST", "127.0.0.1")
+    return grpc.insecure_channel(f"{host}:{os.environ['DAPR_GRPC_PORT']}")

