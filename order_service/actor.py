@@ -124,12 +124,14 @@ class OrderActor(Actor, OrderActorInterface):
             SAGA_WORKFLOW, input=saga_input.model_dump(mode="json"), instance_id=order.saga_instance_id
         )
 
+    # Stored as one JSON string: the SDK's default serializer turns strings that look like
+    # datetimes back into datetime objects, which the timeline's ISO strings would trip over.
     async def _load(self) -> OrderState | None:
         found, value = await self._state_manager.try_get_state(STATE_KEY)
-        return OrderState.model_validate(value) if found else None
+        return OrderState.model_validate_json(value) if found else None
 
     async def _save(self, order: OrderState) -> None:
-        await self._state_manager.set_state(STATE_KEY, order.model_dump(mode="json"))
+        await self._state_manager.set_state(STATE_KEY, order.model_dump_json())
         await self._state_manager.save_state()
 
 

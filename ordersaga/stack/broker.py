@@ -15,9 +15,15 @@ import nats
 from nats.js.api import RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
-from order_service.topics import ALL_TOPICS
+from order_service.topics import APPROVALS_DEAD_LETTER_TOPIC, APPROVALS_TOPIC, EVENTS_TOPIC
 
-STREAM_NAME = "ORDERSAGA"  # components/pubsub.yaml names the same stream
+# Dapr's JetStream component publishes with the CloudEvent id as Nats-Msg-Id, and JetStream
+# de-duplicates ids per stream. A dead letter keeps the id of the message it replaces, so in
+# the same stream it would be discarded as a duplicate: dead letters get a stream of their own.
+STREAMS = {
+    "ORDERSAGA": [APPROVALS_TOPIC, EVENTS_TOPIC],
+    "ORDERSAGA_DEADLETTER": [APPROVALS_DEAD_LETTER_TOPIC],
+}
 _MAX_AGE_S = 14 * 24 * 3600  # approvals may take days; keep two weeks of history
 
 
@@ -46,26 +52,28 @@ jetstream {{
     )
 
 
-async def _ensure_stream(url: str) -> None:
+async def _ensure_streams(url: str) -> None:
     nc = await nats.connect(url, connect_timeout=5, max_reconnect_attempts=3)
     try:
         js = nc.jetstream()
-        config = StreamConfig(
-            name=STREAM_NAME,
-            subjects=list(ALL_TOPICS),
-            storage=StorageType.FILE,
-            retention=RetentionPolicy.LIMITS,
-            max_age=_MAX_AGE_S,
-        )
-        try:
-            await js.stream_info(STREAM_NAME)
-        except NotFoundError:
-            await js.add_stream(config)
-        else:
-            await js.update_stream(config)
+        for name, subjects in STREAMS.items():
+            config = StreamConfig(
+                name=name,
+                subjects=subjects,
+                storage=StorageType.FILE,
+                retention=RetentionPolicy.LIMITS,
+                max_age=_MAX_AGE_S,
+            )
+            try:
+                await js.stream_info(name)
+            except NotFoundError:
+                await js.add_stream(config)
+            else:
+                await js.update_stream(config)
     finally:
         await nc.close()
 
 
-def ensure_stream(url: str) -> None:
-    asyncio.run(_ensure_stream(url))
+def ensure_streams(url: str) -> None:
+    """Create (or update) every stream; idempotent, so each `up` may call it."""
+    asyncio.run(_ensure_streams(url))

@@ -100,8 +100,7 @@ class Stack:
         if state is None:
             return []
         stopped = []
-        # Apps before their sidecars, sidecars before the control plane, broker last.
-        for name in reversed(list(state.processes)):
+        for name in stop_order(state.processes):
             record = state.processes[name]
             if processes.is_running(record):
                 processes.stop(record, timeout=timeout)
@@ -171,7 +170,7 @@ class Stack:
                 ports=[p.nats, p.nats_monitor],
                 healthy=lambda: _http_ok(f"http://{HOST}:{p.nats_monitor}/healthz?js-enabled-only=true"),
                 kind="infra-broker",
-                after_start=lambda: broker.ensure_stream(nats_url),
+                after_start=lambda: broker.ensure_streams(nats_url),
             ),
             ProcessSpec(
                 name="placement",
@@ -337,6 +336,18 @@ class Stack:
         if state is None:
             raise StackError(f"no stack in {self.run_dir}: run `ordersaga up` first")
         return state
+
+
+def stop_order(names) -> list[str]:
+    """Apps first (they drain through their sidecars), then sidecars, control plane, broker last."""
+    rank = {"placement": 2, "scheduler": 2, "nats": 3}
+
+    def position(name: str) -> int:
+        if name in APPS:
+            return 0
+        return 1 if name.endswith("-daprd") else rank.get(name, 2)
+
+    return sorted(names, key=position)
 
 
 def _http_ok(url: str) -> bool:
