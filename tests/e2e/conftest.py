@@ -11,7 +11,7 @@ import uuid
 import pytest
 
 from ordersaga.stack.stack import Stack
-from tests.helpers.saga_client import SagaClient
+from ordersaga.client import SagaClient
 
 
 @pytest.fixture(scope="session")

