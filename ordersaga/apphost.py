@@ -23,6 +23,10 @@ from dapr.ext.grpc import App
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from ordersaga import faults_pb2_grpc
+from ordersaga.faults import SERVICE_NAME as FAULTS_SERVICE
+from ordersaga.faults import FaultInjector, methods_of
+
 Startup = Callable[[], Awaitable[Callable[[], Awaitable[None]] | None]]
 
 log = logging.getLogger("ordersaga.apphost")
@@ -39,9 +43,19 @@ def configure_logging(app_id: str) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def new_app(max_workers: int = 16) -> App:
+def new_app(max_workers: int = 16, interceptors: list[grpc.ServerInterceptor] | None = None) -> App:
     # dapr.ext.grpc.App passes keyword arguments straight to grpc.server().
-    return App(thread_pool=futures.ThreadPoolExecutor(max_workers=max_workers))
+    return App(thread_pool=futures.ThreadPoolExecutor(max_workers=max_workers), interceptors=interceptors or [])
+
+
+def run_service(app_id: str, service, servicer, add_to_server, business_methods: list[str]) -> None:
+    """Serve one downstream service (`service` is its proto ServiceDescriptor) with fault
+    injection on `business_methods` and the Faults admin service beside it."""
+    injector = FaultInjector(methods_of(service, business_methods))
+    app = new_app(interceptors=[injector])
+    app.add_external_service(add_to_server, servicer)
+    app.add_external_service(faults_pb2_grpc.add_FaultsServicer_to_server, injector)
+    run(app_id, app, [service.full_name, FAULTS_SERVICE])
 
 
 def run(app_id: str, app: App, service_names: list[str], startup: Startup | None = None) -> None:

@@ -11,6 +11,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PROTO_FILES = [
     "inventory_service/inventory.proto",
+    "payment_service/payment.proto",
+    "shipping_service/shipping.proto",
+    "ordersaga/faults.proto",
 ]
 
 
