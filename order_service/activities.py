@@ -1,32 +1,40 @@
 """Saga activities: each is one side effect, a thin adapter around one call.
 
-Activities run at least once, so every call carries a business idempotency key and the callee
-stores its result under that key. Business failures (out of stock) come back as results;
-only technical failures raise, which is what the saga's retry policy retries.
+Activities run at least once, so every call carries a business idempotency key (order_id:step)
+and the callee stores its result under that key. Business answers (out of stock, declined)
+come back as results; only technical failures raise, which is what the saga's retry policy
+retries. Service calls go through our own sidecar with `dapr-app-id` metadata (gRPC proxying),
+so Dapr's name resolution, resiliency policies and access control apply.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import json
 import logging
 import os
 
 import grpc
 from dapr.actor import ActorId, ActorProxy
+from dapr.aio.clients import DaprClient
 from dapr.ext.workflow import WorkflowActivityContext
 
 from inventory_service import inventory_pb2, inventory_pb2_grpc
 from order_service.actor import ACTOR_TYPE
-from order_service.messages import StepRecord, StockLine, StockResult
+from order_service.messages import Gate, LifecycleEvent, PaymentCall, ShipmentCall, StepRecord, StepResult, StockLine
+from order_service.topics import EVENTS_TOPIC, PUBSUB
+from payment_service import payment_pb2, payment_pb2_grpc
+from shipping_service import shipping_pb2, shipping_pb2_grpc
 
 log = logging.getLogger("order_service.activities")
 
-INVENTORY_APP_ID = "inventory-service"
 _CALL_TIMEOUT_S = 10.0
+_attempts: collections.Counter[str] = collections.Counter()  # per idempotency key, this process
 _channels: dict[int, grpc.aio.Channel] = {}
 
 
-def _sidecar_channel() -> grpc.aio.Channel:
+def _sidecar() -> grpc.aio.Channel:
     """One aio channel to our own sidecar per event loop (aio channels are loop-bound)."""
     loop_id = id(asyncio.get_running_loop())
     if loop_id not in _channels:
@@ -35,53 +43,142 @@ def _sidecar_channel() -> grpc.aio.Channel:
     return _channels[loop_id]
 
 
-def _invoke(app_id: str) -> tuple[tuple[str, str], ...]:
-    """gRPC metadata that makes the sidecar proxy the call to `app_id` (service invocation)."""
-    return (("dapr-app-id", app_id),)
+def _to(app_id: str) -> dict:
+    metadata = [("dapr-app-id", app_id)]
+    if os.environ.get("DAPR_API_TOKEN"):
+        metadata.append(("dapr-api-token", os.environ["DAPR_API_TOKEN"]))
+    return {"metadata": tuple(metadata), "timeout": _CALL_TIMEOUT_S}
 
+
+def _logged(order_id: str, step: str, key: str, result: StepResult) -> StepResult:
+    _attempts[key] += 1
+    log.info("order=%s step=%s attempt=%d outcome=%s%s", order_id, step, _attempts[key],
+             "ok" if result.ok else result.reason, f" detail={result.detail}" if result.detail else "")
+    return result
+
+
+async def _guarded(order_id: str, step: str, key: str, call):
+    """Log a technical failure with its attempt number, then let it raise (the saga retries)."""
+    try:
+        return _logged(order_id, step, key, await call)
+    except grpc.RpcError as error:
+        _attempts[key] += 1
+        log.warning("order=%s step=%s attempt=%d outcome=error detail=%s", order_id, step, _attempts[key],
+                    f"{error.code().name}: {error.details()}")
+        raise
+
+
+# ---- inventory -------------------------------------------------------------------------------
 
 def _inventory() -> inventory_pb2_grpc.InventoryServiceStub:
-    return inventory_pb2_grpc.InventoryServiceStub(_sidecar_channel())
+    return inventory_pb2_grpc.InventoryServiceStub(_sidecar())
 
 
-async def reserve_stock(ctx: WorkflowActivityContext, line: StockLine) -> StockResult:
-    reply = await _inventory().Reserve(
-        inventory_pb2.ReserveRequest(idempotency_key=line.idempotency_key, sku=line.sku, quantity=line.quantity),
-        metadata=_invoke(INVENTORY_APP_ID),
-        timeout=_CALL_TIMEOUT_S,
-    )
-    return StockResult(ok=reply.reserved, reason=reply.reason)
+async def reserve_stock(ctx: WorkflowActivityContext, line: StockLine) -> StepResult:
+    async def call():
+        reply = await _inventory().Reserve(inventory_pb2.ReserveRequest(
+            idempotency_key=line.idempotency_key, sku=line.sku, quantity=line.quantity), **_to("inventory-service"))
+        return StepResult(ok=reply.reserved, reason=reply.reason)
+    return await _guarded(line.order_id, f"reserve {line.sku}", line.idempotency_key, call())
 
 
-async def release_stock(ctx: WorkflowActivityContext, line: StockLine) -> StockResult:
-    await _inventory().Release(
-        inventory_pb2.ReservationRef(idempotency_key=line.idempotency_key),
-        metadata=_invoke(INVENTORY_APP_ID),
-        timeout=_CALL_TIMEOUT_S,
-    )
-    return StockResult(ok=True)
+async def release_stock(ctx: WorkflowActivityContext, line: StockLine) -> StepResult:
+    async def call():
+        await _inventory().Release(inventory_pb2.ReservationRef(idempotency_key=line.idempotency_key),
+                                   **_to("inventory-service"))
+        return StepResult(ok=True)
+    return await _guarded(line.order_id, f"release {line.sku}", line.idempotency_key + ":release", call())
 
 
-async def commit_stock(ctx: WorkflowActivityContext, line: StockLine) -> StockResult:
-    await _inventory().Commit(
-        inventory_pb2.ReservationRef(idempotency_key=line.idempotency_key),
-        metadata=_invoke(INVENTORY_APP_ID),
-        timeout=_CALL_TIMEOUT_S,
-    )
-    return StockResult(ok=True)
+async def commit_stock(ctx: WorkflowActivityContext, line: StockLine) -> StepResult:
+    async def call():
+        await _inventory().Commit(inventory_pb2.ReservationRef(idempotency_key=line.idempotency_key),
+                                  **_to("inventory-service"))
+        return StepResult(ok=True)
+    return await _guarded(line.order_id, f"commit {line.sku}", line.idempotency_key + ":commit", call())
 
 
-async def record_step(ctx: WorkflowActivityContext, record: StepRecord) -> None:
-    """Write one timeline entry (and maybe a status) onto the order's actor."""
+# ---- payment ---------------------------------------------------------------------------------
+
+def _payments() -> payment_pb2_grpc.PaymentServiceStub:
+    return payment_pb2_grpc.PaymentServiceStub(_sidecar())
+
+
+async def authorize_payment(ctx: WorkflowActivityContext, payment: PaymentCall) -> StepResult:
+    async def call():
+        reply = await _payments().Authorize(payment_pb2.AuthorizeRequest(
+            idempotency_key=payment.idempotency_key, customer_id=payment.customer_id,
+            amount_cents=payment.amount_cents), **_to("payment-service"))
+        return StepResult(ok=reply.approved, reason=reply.reason or ("" if reply.approved else reply.state))
+    return await _guarded(payment.order_id, "authorize", payment.idempotency_key, call())
+
+
+async def capture_payment(ctx: WorkflowActivityContext, payment: PaymentCall) -> StepResult:
+    async def call():
+        reply = await _payments().Capture(payment_pb2.PaymentRef(idempotency_key=payment.idempotency_key),
+                                          **_to("payment-service"))
+        return StepResult(ok=reply.state == "CAPTURED", reason="" if reply.state == "CAPTURED" else reply.state)
+    return await _guarded(payment.order_id, "capture", payment.idempotency_key + ":capture", call())
+
+
+async def void_payment(ctx: WorkflowActivityContext, payment: PaymentCall) -> StepResult:
+    async def call():
+        await _payments().Void(payment_pb2.PaymentRef(idempotency_key=payment.idempotency_key),
+                               **_to("payment-service"))
+        return StepResult(ok=True)
+    return await _guarded(payment.order_id, "void", payment.idempotency_key + ":void", call())
+
+
+async def refund_payment(ctx: WorkflowActivityContext, payment: PaymentCall) -> StepResult:
+    async def call():
+        await _payments().Refund(payment_pb2.PaymentRef(idempotency_key=payment.idempotency_key),
+                                 **_to("payment-service"))
+        return StepResult(ok=True)
+    return await _guarded(payment.order_id, "refund", payment.idempotency_key + ":refund", call())
+
+
+# ---- shipping --------------------------------------------------------------------------------
+
+def _shipping() -> shipping_pb2_grpc.ShippingServiceStub:
+    return shipping_pb2_grpc.ShippingServiceStub(_sidecar())
+
+
+async def create_shipment(ctx: WorkflowActivityContext, shipment: ShipmentCall) -> StepResult:
+    async def call():
+        reply = await _shipping().CreateShipment(shipping_pb2.CreateShipmentRequest(
+            idempotency_key=shipment.idempotency_key, order_id=shipment.order_id,
+            customer_id=shipment.customer_id), **_to("shipping-service"))
+        created = reply.state == "CREATED"
+        return StepResult(ok=created, reason="" if created else reply.state, detail=reply.tracking_number)
+    return await _guarded(shipment.order_id, "ship", shipment.idempotency_key, call())
+
+
+async def cancel_shipment(ctx: WorkflowActivityContext, shipment: ShipmentCall) -> StepResult:
+    async def call():
+        await _shipping().CancelShipment(shipping_pb2.ShipmentRef(idempotency_key=shipment.idempotency_key),
+                                         **_to("shipping-service"))
+        return StepResult(ok=True)
+    return await _guarded(shipment.order_id, "cancel shipment", shipment.idempotency_key + ":cancel", call())
+
+
+# ---- the order's actor and its events -------------------------------------------------------
+
+async def record_step(ctx: WorkflowActivityContext, record: StepRecord) -> Gate:
+    """Write one timeline entry (and maybe a status) onto the order's actor; idempotent per key."""
     proxy = ActorProxy.create(ACTOR_TYPE, ActorId(record.order_id))
-    entry = {"step": record.step, "outcome": record.outcome, "detail": record.detail, "key": record.key}
-    await proxy.invoke_method("record_step", _json({"entry": entry, "status": record.status, "reason": record.reason}))
+    reply = await proxy.invoke_method("record_step", json.dumps(record.model_dump(mode="json")).encode())
+    return Gate.model_validate_json(reply)
 
 
-def _json(value: object) -> bytes:
-    import json
-
-    return json.dumps(value).encode()
+async def publish_event(ctx: WorkflowActivityContext, event: LifecycleEvent) -> None:
+    """Publish on order-events with a stable CloudEvent id, so consumers (and JetStream's
+    duplicate window) drop the copy a retried activity sends."""
+    async with DaprClient() as client:
+        await client.publish_event(
+            PUBSUB, EVENTS_TOPIC, event.model_dump_json(), data_content_type="application/json",
+            publish_metadata={"cloudevent.id": f"{event.order_id}.{event.type}",
+                              "cloudevent.type": f"ordersaga.order.{event.type}"},
+        )
 
 
 # Registered under these names: renaming a Python function must never break replay.
@@ -89,5 +186,12 @@ ACTIVITIES = {
     "reserve_stock": reserve_stock,
     "release_stock": release_stock,
     "commit_stock": commit_stock,
+    "authorize_payment": authorize_payment,
+    "capture_payment": capture_payment,
+    "void_payment": void_payment,
+    "refund_payment": refund_payment,
+    "create_shipment": create_shipment,
+    "cancel_shipment": cancel_shipment,
     "record_step": record_step,
+    "publish_event": publish_event,
 }

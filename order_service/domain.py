@@ -91,11 +91,16 @@ class OrderState(BaseModel):
     reason: str = ""
     saga_instance_id: str = ""
     tracking_number: str = ""
+    cancel_requested: bool = False
     timeline: list[TimelineEntry] = Field(default_factory=list)
 
     @property
     def order_id(self) -> str:
         return self.request.order_id
+
+
+# Entering these statuses is refused once a cancel was accepted: the saga unwinds instead.
+CANCELLABLE = frozenset({OrderStatus.PLACED, OrderStatus.RESERVING, OrderStatus.AWAITING_APPROVAL, OrderStatus.CHARGING})
 
 
 def saga_instance_id(order_id: str) -> str:

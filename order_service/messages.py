@@ -14,6 +14,7 @@ class SagaInput(BaseModel):
     order: OrderRequest
     approval_threshold_cents: int
     approval_timeout_s: int
+    step_timeout_s: int = 30
 
 
 class StockLine(BaseModel):
@@ -26,9 +27,33 @@ class StockLine(BaseModel):
         return f"{self.order_id}:reserve-{self.sku}"
 
 
-class StockResult(BaseModel):
+class PaymentCall(BaseModel):
+    order_id: str
+    customer_id: str
+    amount_cents: int
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"{self.order_id}:payment"
+
+
+class ShipmentCall(BaseModel):
+    order_id: str
+    customer_id: str
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"{self.order_id}:ship"
+
+
+class StepResult(BaseModel):
+    """What a step did. `ok=False` with a business `reason` is a definite no (nothing was done);
+    `unknown=True` means it timed out or failed technically: it may still have happened."""
+
     ok: bool
     reason: str = ""
+    detail: str = ""
+    unknown: bool = False
 
 
 class StepRecord(BaseModel):
@@ -41,6 +66,24 @@ class StepRecord(BaseModel):
     key: str = ""
     status: str = ""
     reason: str = ""
+    tracking_number: str = ""
+
+
+class Gate(BaseModel):
+    """The actor's answer to a status change: whether a cancel was accepted before it."""
+
+    cancel_requested: bool = False
+
+
+class LifecycleEvent(BaseModel):
+    """One event on `order-events`; (order_id, type) is its stable CloudEvent id."""
+
+    order_id: str
+    type: str  # placed, approval_requested, completed, failed, cancelled, needs_attention, overdue
+    status: str
+    reason: str = ""
+    detail: str = ""
+    total_cents: int = 0
 
 
 class ApprovalDecision(BaseModel):

@@ -1,82 +1,241 @@
-"""The order saga: reserve stock, wait for approval when the order is large, commit, record.
+"""The order saga, as the business runs it.
+
+1. Reserve stock for every line and hold the payment, in parallel.
+2. Large orders wait for an approval decision (or its timeout).
+3. Capture the payment, create the shipment, commit the stock, record COMPLETED.
+Any failure undoes, in reverse, every step that succeeded or may have (a step that timed out
+can still land later: each undo is idempotent and leaves a tombstone the late call respects).
+An undo that keeps failing ends the order in NEEDS_ATTENTION, never silently. A cancel is
+honoured until the shipment is about to be created; the actor is the gate that decides.
 
 Workflow code is replayed from history, so it stays deterministic: no I/O, no clocks, no
-environment; every side effect is an activity. It reads top to bottom as the business process.
+environment. Every side effect is an activity, registered under a stable name.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import timedelta
 
 import dapr.ext.workflow as wf
 
+from order_service import decisions
 from order_service.domain import FailureReason, OrderStatus
-from order_service.messages import ApprovalDecision, SagaInput, StepRecord, StockLine, StockResult
+from order_service.messages import (
+    ApprovalDecision,
+    Gate,
+    LifecycleEvent,
+    PaymentCall,
+    SagaInput,
+    ShipmentCall,
+    StepRecord,
+    StepResult,
+    StockLine,
+)
 
 SAGA_NAME = "order_saga"
 APPROVAL_EVENT = "approval"
+CANCEL_EVENT = "cancel"
 
-# Technical failures (a service or sidecar briefly away) are retried with exponential backoff.
+# Technical failures (a service or sidecar briefly away) are retried with exponential backoff;
+# business answers come back as results and are never retried.
 TECHNICAL_RETRY = wf.RetryPolicy(
-    first_retry_interval=timedelta(seconds=1),
-    max_number_of_attempts=5,
+    first_retry_interval=timedelta(milliseconds=500),
+    max_number_of_attempts=4,
     backoff_coefficient=2.0,
-    max_retry_interval=timedelta(seconds=10),
+    max_retry_interval=timedelta(seconds=5),
 )
 
 log = logging.getLogger("order_service.saga")
 
 
-def order_saga(ctx: wf.DaprWorkflowContext, saga: SagaInput):
-    saga = SagaInput.model_validate(saga)
+def order_saga(ctx: wf.DaprWorkflowContext, saga_input: SagaInput):
+    saga = Saga(ctx, SagaInput.model_validate(saga_input))
     order = saga.order
     lines = [StockLine(order_id=order.order_id, sku=i.sku, quantity=i.quantity) for i in order.items]
+    payment = PaymentCall(order_id=order.order_id, customer_id=order.customer_id, amount_cents=order.total_cents)
 
-    def step(name: str, outcome: str, *, status: str = "", reason: str = "", detail: str = ""):
-        if not ctx.is_replaying:
-            log.info("order=%s step=%s outcome=%s %s", order.order_id, name, outcome, detail)
-        record = StepRecord(order_id=order.order_id, step=name, outcome=outcome, detail=detail,
-                            key=f"{name}:{outcome}", status=status, reason=reason)
-        return ctx.call_activity("record_step", input=record, retry_policy=TECHNICAL_RETRY)
+    yield saga.publish("placed")
 
-    yield step("reserve", "STARTED", status=OrderStatus.RESERVING)
-    results = yield wf.when_all(
-        [ctx.call_activity("reserve_stock", input=line, retry_policy=TECHNICAL_RETRY) for line in lines]
+    # 1. Reserve every line and hold the payment, in parallel.
+    yield saga.enter(OrderStatus.RESERVING, "reserve")
+    results = yield from saga.run_parallel(
+        [Call(f"reserve {line.sku}", "reserve_stock", line, "release_stock") for line in lines]
+        + [Call("authorize", "authorize_payment", payment, "void_payment")]
     )
-    results = [StockResult.model_validate(r) for r in results]
-    reserved = [line for line, result in zip(lines, results) if result.ok]
-    if len(reserved) < len(lines):
-        short = ", ".join(line.sku for line, result in zip(lines, results) if not result.ok)
-        yield from _release(ctx, reserved)
-        yield step("reserve", "FAILED", status=OrderStatus.FAILED, reason=FailureReason.OUT_OF_STOCK,
-                   detail=f"out of stock: {short}")
-        return OrderStatus.FAILED.value
-    yield step("reserve", "DONE")
+    failure = decisions.reservation_failure(results[:-1], results[-1])
+    if failure:
+        return (yield from saga.fail(failure))
 
-    if order.total_cents >= saga.approval_threshold_cents:
-        yield step("approval", "REQUESTED", status=OrderStatus.AWAITING_APPROVAL)
-        decision_task = ctx.wait_for_external_event(APPROVAL_EVENT)
-        timeout_task = ctx.create_timer(timedelta(seconds=saga.approval_timeout_s))
-        winner = yield wf.when_any([decision_task, timeout_task])
-        if winner is timeout_task:
-            yield from _release(ctx, reserved)
-            yield step("approval", "TIMED_OUT", status=OrderStatus.FAILED, reason=FailureReason.APPROVAL_TIMEOUT)
-            return OrderStatus.FAILED.value
-        decision = ApprovalDecision.model_validate(decision_task.get_result())
-        if decision.decision != "approve":
-            yield from _release(ctx, reserved)
-            yield step("approval", "REJECTED", status=OrderStatus.FAILED, reason=FailureReason.APPROVAL_REJECTED,
-                       detail=f"by {decision.approver}")
-            return OrderStatus.FAILED.value
-        yield step("approval", "APPROVED", detail=f"by {decision.approver}")
+    # 2. The approval gate.
+    if decisions.needs_approval(order.total_cents, saga.input.approval_threshold_cents):
+        gate = yield saga.enter(OrderStatus.AWAITING_APPROVAL, "approval")
+        if Gate.model_validate(gate).cancel_requested:
+            return (yield from saga.cancel())
+        yield saga.publish("approval_requested", status=OrderStatus.AWAITING_APPROVAL)
+        outcome = yield from saga.wait_for_approval()
+        if outcome == "cancelled":
+            return (yield from saga.cancel())
+        if outcome != "APPROVED":
+            return (yield from saga.fail(
+                FailureReason.APPROVAL_TIMEOUT if outcome == "TIMED_OUT" else FailureReason.APPROVAL_REJECTED
+            ))
 
-    yield wf.when_all([ctx.call_activity("commit_stock", input=line, retry_policy=TECHNICAL_RETRY) for line in lines])
-    yield step("complete", "COMPLETED", status=OrderStatus.COMPLETED)
-    return OrderStatus.COMPLETED.value
+    # 3. Charge, ship, commit.
+    gate = yield saga.enter(OrderStatus.CHARGING, "capture")
+    if Gate.model_validate(gate).cancel_requested:
+        return (yield from saga.cancel())
+    captured = yield from saga.run(Call("capture", "capture_payment", payment, "refund_payment"))
+    if not captured.ok:
+        return (yield from saga.fail(FailureReason.PAYMENT_UNAVAILABLE))
+
+    gate = yield saga.enter(OrderStatus.SHIPPING, "ship")  # from here on the actor refuses cancels
+    if Gate.model_validate(gate).cancel_requested:
+        return (yield from saga.cancel())
+    shipment = ShipmentCall(order_id=order.order_id, customer_id=order.customer_id)
+    shipped = yield from saga.run(Call("ship", "create_shipment", shipment, "cancel_shipment"))
+    if not shipped.ok:
+        return (yield from saga.fail(FailureReason.SHIPPING_FAILED))
+
+    committed = yield from saga.run_parallel(
+        [Call(f"commit {line.sku}", "commit_stock", line, None) for line in lines]
+    )
+    if not all(result.ok for result in committed):
+        # The goods are on their way: nothing to undo, but stock needs a human to reconcile.
+        return (yield from saga.needs_attention("stock commit failed after the shipment was created"))
+
+    return (yield from saga.complete(tracking_number=shipped.detail))
 
 
-def _release(ctx: wf.DaprWorkflowContext, lines: list[StockLine]):
-    """Compensation: give back every reservation that was made, in reverse order."""
-    for line in reversed(lines):
-        yield ctx.call_activity("release_stock", input=line, retry_policy=TECHNICAL_RETRY)
+@dataclass(frozen=True)
+class Call:
+    """One step: the activity that does it and the activity that undoes it (or None)."""
+
+    step: str
+    activity: str
+    input: object
+    undo: str | None
+
+
+class Saga:
+    """Bookkeeping for one run: timeline records, timeouts, and what to undo on failure."""
+
+    def __init__(self, ctx: wf.DaprWorkflowContext, saga_input: SagaInput):
+        self.ctx = ctx
+        self.input = saga_input
+        self.order = saga_input.order
+        self.to_undo: list[Call] = []
+        # Created once, up front: a cancel raised at any time is buffered until we look.
+        self.cancel_event = ctx.wait_for_external_event(CANCEL_EVENT)
+
+    # ---- records and events (activities) -------------------------------------------------
+
+    def log(self, step: str, outcome: str, detail: str = "") -> None:
+        if not self.ctx.is_replaying:
+            log.info("order=%s step=%s outcome=%s%s", self.order.order_id, step, outcome,
+                     f" detail={detail}" if detail else "")
+
+    def record(self, step: str, outcome: str, *, status: str = "", reason: str = "", detail: str = "",
+               tracking_number: str = ""):
+        self.log(step, outcome, detail)
+        entry = StepRecord(order_id=self.order.order_id, step=step, outcome=outcome, detail=detail,
+                           key=f"{step}:{outcome}", status=status, reason=reason, tracking_number=tracking_number)
+        return self.ctx.call_activity("record_step", input=entry, retry_policy=TECHNICAL_RETRY)
+
+    def enter(self, status: OrderStatus, step: str):
+        """Move the order to `status`; the actor answers whether a cancel came first (a Gate)."""
+        return self.record(step, "STARTED", status=status)
+
+    def publish(self, event_type: str, *, status: str = "", reason: str = "", detail: str = ""):
+        event = LifecycleEvent(order_id=self.order.order_id, type=event_type, status=status or event_type.upper(),
+                               reason=reason, detail=detail, total_cents=self.order.total_cents)
+        return self.ctx.call_activity("publish_event", input=event, retry_policy=TECHNICAL_RETRY)
+
+    # ---- running steps ----------------------------------------------------------------------
+
+    def run(self, call: Call):
+        results = yield from self.run_parallel([call])
+        return results[0]
+
+    def run_parallel(self, calls: list[Call]):
+        """Start every call, wait for all of them or the step timeout, record each outcome."""
+        tasks = [self.ctx.call_activity(c.activity, input=c.input, retry_policy=TECHNICAL_RETRY) for c in calls]
+        timeout = self.ctx.create_timer(timedelta(seconds=self.input.step_timeout_s))
+        pending = list(tasks)
+        while pending:
+            winner = yield wf.when_any(pending + [timeout])
+            if winner is timeout:
+                break
+            pending.remove(winner)
+        results = [_result_of(task) for task in tasks]
+        records = []
+        for call, result in zip(calls, results):
+            if call.undo and decisions.must_undo(result):
+                self.to_undo.append(call)
+            outcome = "DONE" if result.ok else ("UNKNOWN" if result.unknown else result.reason or "FAILED")
+            records.append(self.record(call.step, outcome, detail=result.detail))
+        yield wf.when_all(records)
+        return results
+
+    def wait_for_approval(self):
+        """'APPROVED', 'REJECTED', 'TIMED_OUT' or 'cancelled'. The first decision wins."""
+        decision = self.ctx.wait_for_external_event(APPROVAL_EVENT)
+        timer = self.ctx.create_timer(timedelta(seconds=self.input.approval_timeout_s))
+        winner = yield wf.when_any([decision, timer, self.cancel_event])
+        if winner is self.cancel_event:
+            return "cancelled"
+        if winner is timer:
+            yield self.record("approval", "TIMED_OUT")
+            return "TIMED_OUT"
+        approval = ApprovalDecision.model_validate(decision.get_result())
+        outcome = decisions.approval_outcome(approval.decision)
+        yield self.record("approval", outcome, detail=f"by {approval.approver}".strip())
+        return outcome
+
+    # ---- endings ----------------------------------------------------------------------------
+
+    def complete(self, tracking_number: str):
+        yield self.record("complete", "COMPLETED", status=OrderStatus.COMPLETED, detail=tracking_number,
+                          tracking_number=tracking_number)
+        yield self.publish("completed", detail=tracking_number)
+        return OrderStatus.COMPLETED.value
+
+    def fail(self, reason: FailureReason):
+        return (yield from self._unwind(OrderStatus.FAILED, reason))
+
+    def cancel(self):
+        return (yield from self._unwind(OrderStatus.CANCELLED, ""))
+
+    def needs_attention(self, detail: str):
+        yield self.record("attention", "NEEDED", status=OrderStatus.NEEDS_ATTENTION, detail=detail)
+        yield self.publish("needs_attention", detail=detail)
+        return OrderStatus.NEEDS_ATTENTION.value
+
+    def _unwind(self, final: OrderStatus, reason: str):
+        """Compensate in reverse; end in `final`, or NEEDS_ATTENTION if an undo keeps failing."""
+        yield self.record("compensate", "STARTED", status=OrderStatus.COMPENSATING, reason=reason)
+        stuck = []
+        for call in reversed(self.to_undo):
+            undo = Call(f"undo {call.step}", call.undo, call.input, None)
+            result = (yield from self.run_parallel([undo]))[0]
+            if not result.ok:
+                stuck.append(call.step)
+        if stuck:
+            return (yield from self.needs_attention(f"could not undo: {', '.join(stuck)} (after {reason or 'cancel'})"))
+        yield self.record("finish", final.value, status=final, reason=reason)
+        yield self.publish(final.value.lower(), status=final.value, reason=reason)
+        return final.value
+
+
+def _result_of(task) -> StepResult:
+    if not task.is_complete:
+        return StepResult(ok=False, unknown=True, reason="TIMEOUT", detail="no answer within the step timeout")
+    if task.is_failed:
+        return StepResult(ok=False, unknown=True, reason="ERROR", detail=_short(task.get_exception()))
+    return StepResult.model_validate(task.get_result())
+
+
+def _short(error: Exception) -> str:
+    text = str(error).splitlines()[0] if str(error) else type(error).__name__
+    return text[:200]

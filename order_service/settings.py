@@ -10,11 +10,17 @@ from dataclasses import dataclass
 class Settings:
     approval_threshold_cents: int = 1000 * 100
     approval_timeout_s: int = 86400
+    step_timeout_s: int = 30
+    # An order still in flight this long after it was placed is flagged (timeline + event).
+    order_deadline_s: int = 86400 + 3600
 
     @classmethod
     def from_env(cls) -> "Settings":
-        threshold_units = float(os.environ.get("ORDERSAGA_APPROVAL_THRESHOLD", "1000"))
+        env = os.environ.get
+        approval_timeout_s = int(float(env("ORDERSAGA_APPROVAL_TIMEOUT_S", "86400")))
         return cls(
-            approval_threshold_cents=round(threshold_units * 100),
-            approval_timeout_s=int(float(os.environ.get("ORDERSAGA_APPROVAL_TIMEOUT_S", "86400"))),
+            approval_threshold_cents=round(float(env("ORDERSAGA_APPROVAL_THRESHOLD", "1000")) * 100),
+            approval_timeout_s=approval_timeout_s,
+            step_timeout_s=int(float(env("ORDERSAGA_STEP_TIMEOUT_S", "30"))),
+            order_deadline_s=int(float(env("ORDERSAGA_ORDER_DEADLINE_S", str(approval_timeout_s + 3600)))),
         )

@@ -78,6 +78,18 @@ class SagaClient:
             time.sleep(0.25)
         raise AssertionError(f"order {order_id} not in {sorted(wanted)} after {timeout}s: {order}")
 
+    def wait_for_saga(self, order_id: str, timeout: float = 60.0) -> str:
+        """Wait until the saga workflow itself is terminal; its runtime status name."""
+        deadline = time.monotonic() + timeout
+        status = None
+        while time.monotonic() < deadline:
+            state = self.workflow_state(order_id)
+            status = state.runtime_status.name if state else None
+            if status in ("COMPLETED", "FAILED", "TERMINATED"):
+                return status
+            time.sleep(0.25)
+        raise AssertionError(f"saga of {order_id} not terminal after {timeout}s: {status}")
+
     def workflow_state(self, order_id: str):
         client = DaprWorkflowClient(host="127.0.0.1", port=str(self._ports("order-service").dapr_grpc))
         return client.get_workflow_state(f"order-saga-{order_id}", fetch_payloads=False)
