@@ -7,10 +7,11 @@ API, service calls over gRPC proxying, workflow queries over the workflow API.
 from __future__ import annotations
 
 import json
+import re
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 from dapr.ext.workflow import DaprWorkflowClient
@@ -18,16 +19,37 @@ from dapr.ext.workflow import DaprWorkflowClient
 from inventory_service import inventory_pb2 as inv_pb
 from inventory_service import inventory_pb2_grpc as inv_grpc
 from order_service.topics import APPROVALS_TOPIC, PUBSUB
+from ordersaga import faults_pb2, faults_pb2_grpc
 from ordersaga.stack.layout import StackState
+from payment_service import payment_pb2 as pay_pb
+from payment_service import payment_pb2_grpc as pay_grpc
+from shipping_service import shipping_pb2 as ship_pb
+from shipping_service import shipping_pb2_grpc as ship_grpc
 
 TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "NEEDS_ATTENTION"}
 
 
 class ActorCallError(Exception):
-    def __init__(self, status: int, body: str):
-        super().__init__(f"HTTP {status}: {body}")
-        self.status = status
-        self.body = body
+    """The actor refused a call. `code` is the gRPC status name it gave (DESIGN.md's errors),
+    or UNKNOWN / UNAVAILABLE when the failure was not the actor's decision."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+    @classmethod
+    def from_body(cls, body: str) -> "ActorCallError":
+        try:
+            text = json.loads(body).get("message", body)
+        except (ValueError, AttributeError):
+            text = body
+        # The actor raises OrderError("CODE: message"); daprd relays its repr.
+        match = _ORDER_ERROR.search(text)
+        return cls(match.group(1), match.group(2)) if match else cls("UNKNOWN", text)
+
+
+_ORDER_ERROR = re.compile(r"(INVALID_ARGUMENT|ALREADY_EXISTS|NOT_FOUND|FAILED_PRECONDITION): (.*?)['\"]?\)?$")
 
 
 @dataclass
@@ -35,6 +57,7 @@ class SagaClient:
     """Talks to the stack described by `state` (its `stack.json`)."""
 
     state: StackState
+    _channels: dict = field(default_factory=dict)
 
     def _ports(self, app_id: str):
         return self.state.ports.apps[app_id]
@@ -49,8 +72,11 @@ class SagaClient:
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
                 body = response.read()
+                # An error raised in the actor comes back as 200 with this header set.
+                if response.headers.get("X-Daprerrorresponseheader"):
+                    raise ActorCallError.from_body(body.decode(errors="replace"))
         except urllib.error.HTTPError as error:
-            raise ActorCallError(error.code, error.read().decode(errors="replace")) from None
+            raise ActorCallError("UNAVAILABLE", f"HTTP {error.code}: {error.read().decode(errors='replace')}") from None
         return json.loads(body) if body else None
 
     def place(self, order_id: str, customer_id: str, items: list[tuple[str, int, int]]) -> dict:
@@ -90,9 +116,9 @@ class SagaClient:
             time.sleep(0.25)
         raise AssertionError(f"saga of {order_id} not terminal after {timeout}s: {status}")
 
-    def workflow_state(self, order_id: str):
+    def workflow_state(self, order_id: str, payloads: bool = False):
         client = DaprWorkflowClient(host="127.0.0.1", port=str(self._ports("order-service").dapr_grpc))
-        return client.get_workflow_state(f"order-saga-{order_id}", fetch_payloads=False)
+        return client.get_workflow_state(f"order-saga-{order_id}", fetch_payloads=payloads)
 
     # ---- approvals (a CloudEvent published through any sidecar) ----------------------------
 
@@ -109,18 +135,46 @@ class SagaClient:
         payload = {"order_id": order_id, "decision": decision, "approver": approver, "reason": ""}
         self.publish(APPROVALS_TOPIC, json.dumps(payload).encode(), via=via)
 
-    # ---- inventory (gRPC service invocation through a sidecar) ------------------------------
+    def cancel(self, order_id: str, reason: str = "") -> dict:
+        return self.actor_call(order_id, "cancel", {"reason": reason})
 
-    def _inventory(self, via: str = "order-service") -> inv_grpc.InventoryServiceStub:
-        channel = grpc.insecure_channel(f"127.0.0.1:{self._ports(via).dapr_grpc}")
-        return inv_grpc.InventoryServiceStub(channel)
+    # ---- the services (gRPC service invocation through a sidecar) ------------------------------
+
+    def _channel(self, via: str = "order-service") -> grpc.Channel:
+        if via not in self._channels:
+            self._channels[via] = grpc.insecure_channel(f"127.0.0.1:{self._ports(via).dapr_grpc}")
+        return self._channels[via]
+
+    @staticmethod
+    def _to(app_id: str) -> dict:
+        return {"metadata": (("dapr-app-id", app_id),), "timeout": 30}
 
     def set_stock(self, sku: str, on_hand: int) -> inv_pb.StockLevel:
-        return self._inventory().SetStock(
-            inv_pb.SetStockRequest(sku=sku, on_hand=on_hand), metadata=(("dapr-app-id", "inventory-service"),), timeout=30
-        )
+        stub = inv_grpc.InventoryServiceStub(self._channel())
+        return stub.SetStock(inv_pb.SetStockRequest(sku=sku, on_hand=on_hand), **self._to("inventory-service"))
 
     def get_stock(self, sku: str) -> inv_pb.StockLevel:
-        return self._inventory().GetStock(
-            inv_pb.GetStockRequest(sku=sku), metadata=(("dapr-app-id", "inventory-service"),), timeout=30
-        )
+        stub = inv_grpc.InventoryServiceStub(self._channel())
+        return stub.GetStock(inv_pb.GetStockRequest(sku=sku), **self._to("inventory-service"))
+
+    def set_credit(self, customer_id: str, limit_cents: int) -> pay_pb.Credit:
+        stub = pay_grpc.PaymentServiceStub(self._channel())
+        return stub.SetCredit(pay_pb.SetCreditRequest(customer_id=customer_id, limit_cents=limit_cents),
+                              **self._to("payment-service"))
+
+    def get_credit(self, customer_id: str) -> pay_pb.Credit:
+        stub = pay_grpc.PaymentServiceStub(self._channel())
+        return stub.GetCredit(pay_pb.GetCreditRequest(customer_id=customer_id), **self._to("payment-service"))
+
+    def get_shipment(self, order_id: str) -> ship_pb.Shipment:
+        stub = ship_grpc.ShippingServiceStub(self._channel())
+        return stub.GetShipment(ship_pb.ShipmentRef(idempotency_key=f"{order_id}:ship"), **self._to("shipping-service"))
+
+    def set_faults(self, app_id: str, error_rate: float = 0.0, delay_seconds: float = 0.0,
+                   methods: tuple[str, ...] = ()) -> faults_pb2.FaultSettings:
+        stub = faults_pb2_grpc.FaultsStub(self._channel())
+        settings = faults_pb2.FaultSettings(error_rate=error_rate, delay_seconds=delay_seconds, methods=list(methods))
+        return stub.Set(settings, **self._to(app_id))
+
+    def clear_faults(self, app_id: str) -> faults_pb2.FaultSettings:
+        return self.set_faults(app_id)

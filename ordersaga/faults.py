@@ -35,18 +35,23 @@ class FaultInjector(grpc.ServerInterceptor, faults_pb2_grpc.FaultsServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "error_rate must be between 0 and 1")
         if not 0.0 <= request.delay_seconds <= 3600:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "delay_seconds must be between 0 and 3600")
+        known = {m.rsplit("/", 1)[-1] for m in self._methods}
+        unknown = sorted(set(request.methods) - known)
+        if unknown:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          f"unknown methods {unknown}; faults apply to {sorted(known)}")
         with self._lock:
-            self._settings = faults_pb2.FaultSettings(
-                error_rate=request.error_rate, delay_seconds=request.delay_seconds
-            )
-        log.warning("faults set: error_rate=%.2f delay=%.2fs", request.error_rate, request.delay_seconds)
+            self._settings = faults_pb2.FaultSettings()
+            self._settings.CopyFrom(request)
+        log.warning("faults set: error_rate=%.2f delay=%.2fs methods=%s", request.error_rate,
+                    request.delay_seconds, list(request.methods) or "all")
         return request
 
     def Get(self, request, context) -> faults_pb2.FaultSettings:
         with self._lock:
-            return faults_pb2.FaultSettings(
-                error_rate=self._settings.error_rate, delay_seconds=self._settings.delay_seconds
-            )
+            current = faults_pb2.FaultSettings()
+            current.CopyFrom(self._settings)
+            return current
 
     # -- interceptor -----------------------------------------------------------------------
 
@@ -57,9 +62,14 @@ class FaultInjector(grpc.ServerInterceptor, faults_pb2_grpc.FaultsServicer):
             return handler
         inner = handler.unary_unary
 
+        name = method.rsplit("/", 1)[-1]
+
         def with_faults(request, context):
             with self._lock:
+                targeted = not self._settings.methods or name in self._settings.methods
                 error_rate, delay = self._settings.error_rate, self._settings.delay_seconds
+            if not targeted:
+                return inner(request, context)
             if delay:
                 time.sleep(delay)
             if error_rate and self._random.random() < error_rate:

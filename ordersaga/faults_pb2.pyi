@@ -1,16 +1,20 @@
+from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable
 from typing import ClassVar as _ClassVar, Optional as _Optional
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class FaultSettings(_message.Message):
-    __slots__ = ("error_rate", "delay_seconds")
+    __slots__ = ("error_rate", "delay_seconds", "methods")
     ERROR_RATE_FIELD_NUMBER: _ClassVar[int]
     DELAY_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    METHODS_FIELD_NUMBER: _ClassVar[int]
     error_rate: float
     delay_seconds: float
-    def __init__(self, error_rate: _Optional[float] = ..., delay_seconds: _Optional[float] = ...) -> None: ...
+    methods: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, error_rate: _Optional[float] = ..., delay_seconds: _Optional[float] = ..., methods: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class GetFaultsRequest(_message.Message):
     __slots__ = ()

@@ -14,6 +14,10 @@ from ordersaga.stack.stack import Stack
 from ordersaga.client import SagaClient
 
 
+APPROVAL_TIMEOUT_S = 20
+ORDER_DEADLINE_S = 12
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory) -> Stack:
     run_dir = tmp_path_factory.mktemp("stack") / ".ordersaga"
@@ -21,7 +25,13 @@ def stack(tmp_path_factory) -> Stack:
         run_dir,
         tie_to_parent=True,
         log=lambda message: print(message, flush=True),
-        extra_env={"ORDERSAGA_APPROVAL_THRESHOLD": "1000", "ORDERSAGA_APPROVAL_TIMEOUT_S": "86400"},
+        # Short enough that the timeout and deadline paths run within the suite.
+        extra_env={
+            "ORDERSAGA_APPROVAL_THRESHOLD": "1000",
+            "ORDERSAGA_APPROVAL_TIMEOUT_S": str(APPROVAL_TIMEOUT_S),
+            "ORDERSAGA_ORDER_DEADLINE_S": str(ORDER_DEADLINE_S),
+            "ORDERSAGA_STEP_TIMEOUT_S": "15",
+        },
     )
     try:
         stack.up(timeout=120)
@@ -35,7 +45,18 @@ def saga(stack) -> SagaClient:
     return SagaClient(stack.state())
 
 
+def _fresh(request, prefix: str = "") -> str:
+    name = request.node.name.removeprefix("test_")[:36]
+    return f"{prefix}{name}-{uuid.uuid4().hex[:8]}".replace("_", "-").replace("[", "-").replace("]", "")
+
+
 @pytest.fixture()
 def order_id(request) -> str:
     """A fresh order id per test, readable in the logs."""
-    return f"{request.node.name[:40]}-{uuid.uuid4().hex[:8]}".replace("_", "-").replace("[", "-").replace("]", "")
+    return _fresh(request)
+
+
+@pytest.fixture()
+def ids(request):
+    """Fresh ids for a test's orders, SKUs and customers: `ids("sku")`."""
+    return lambda kind: _fresh(request, f"{kind}-")
