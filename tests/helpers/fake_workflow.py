@@ -1,0 +1,110 @@
+"""A tiny in-process stand-in for the durable task runtime, to unit-test the saga's decisions.
+
+It runs the real `order_saga` generator with the SDK's real task objects (when_any, when_all,
+CompletableTask), completing activities from a scripted "world" and firing timers on a
+virtual clock when nothing else can happen. Retries, persistence and replay are the real
+runtime's business and are covered by the e2e tests; this covers what the saga decides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable
+
+from dapr.ext.workflow._durabletask import task
+from dapr.ext.workflow._durabletask.internal import protos as pb
+
+HANG = object()  # a world function returns this for a call that never answers
+
+
+@dataclass
+class Started:
+    name: str
+    input: Any
+    task: task.CompletableTask
+    hung: bool = False
+
+
+@dataclass
+class FakeContext:
+    world: dict[str, Callable[[Any], Any]]
+    events: dict[str, list[Any]] = field(default_factory=dict)  # delivered when the saga is idle
+    now: datetime = field(default_factory=lambda: datetime(2026, 1, 1, tzinfo=timezone.utc))
+    instance_id: str = "order-saga-test"
+    is_replaying: bool = False
+    calls: list[Started] = field(default_factory=list)
+    timers: list[tuple[datetime, task.TimerTask]] = field(default_factory=list)
+    waiting: dict[str, list[task.CompletableTask]] = field(default_factory=dict)
+
+    # -- the context API the saga uses -------------------------------------------------------
+
+    def call_activity(self, name: str, *, input: Any = None, retry_policy=None) -> task.CompletableTask:
+        started = Started(name, input, task.CompletableTask())
+        self.calls.append(started)
+        return started.task
+
+    def create_timer(self, fire_at: timedelta) -> task.TimerTask:
+        timer = task.TimerTask()
+        self.timers.append((self.now + fire_at, timer))
+        return timer
+
+    def wait_for_external_event(self, name: str) -> task.CompletableTask:
+        waiter = task.CompletableTask()
+        self.waiting.setdefault(name, []).append(waiter)
+        return waiter
+
+    # -- driving -------------------------------------------------------------------------------
+
+    def activity_names(self) -> list[str]:
+        return [c.name for c in self.calls if c.name != "record_step"]
+
+    def timeline(self) -> list[tuple[str, str]]:
+        return [(c.input.step, c.input.outcome) for c in self.calls if c.name == "record_step"]
+
+    def _advance(self) -> bool:
+        """Make one thing happen: an answer, else an event, else the earliest timer."""
+        for started in self.calls:
+            if started.task.is_complete or started.hung:
+                continue
+            try:
+                result = self.world[started.name](started.input)
+            except Exception as error:  # a technical failure after the runtime's retries
+                started.task.fail(str(error), pb.TaskFailureDetails(errorType=type(error).__name__,
+                                                                    errorMessage=str(error)))
+                return True
+            if result is HANG:
+                started.hung = True
+                continue
+            started.task.complete(result.model_dump(mode="json") if hasattr(result, "model_dump") else result)
+            return True
+        for name, payloads in self.events.items():
+            pending = [w for w in self.waiting.get(name, []) if not w.is_complete]
+            if payloads and pending:
+                pending[0].complete(payloads.pop(0))
+                return True
+        pending_timers = sorted((t for t in self.timers if not t[1].is_complete), key=lambda t: t[0])
+        if pending_timers:
+            self.now, timer = pending_timers[0]
+            timer.complete(None)
+            return True
+        return False
+
+
+def run_saga(saga_fn, saga_input, ctx: FakeContext):
+    """Drive the saga to its end; its return value."""
+    generator = saga_fn(ctx, saga_input)
+    to_send, to_throw = None, None
+    while True:
+        try:
+            awaited = generator.throw(to_throw) if to_throw else generator.send(to_send)
+        except StopIteration as stop:
+            return stop.value
+        while not awaited.is_complete:
+            if not ctx._advance():
+                raise AssertionError("the saga waits for something that can never happen")
+        to_send, to_throw = None, None
+        if awaited.is_failed:
+            to_throw = awaited.get_exception()
+        else:
+            to_send = awaited.get_result()

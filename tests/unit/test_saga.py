@@ -1,0 +1,158 @@
+"""The saga's decisions and compensation order, run on a fake durable runtime (no sidecar)."""
+
+from __future__ import annotations
+
+import pytest
+
+from order_service.domain import OrderRequest
+from order_service.messages import Gate, SagaInput, StepResult
+from order_service.saga import order_saga
+from tests.helpers.fake_workflow import HANG, FakeContext, run_saga
+
+OK = StepResult(ok=True)
+
+
+def saga_input(*lines, price=100, threshold=1_000_00) -> SagaInput:
+    order = OrderRequest(order_id="o-1", customer_id="c-1",
+                         items=[{"sku": sku, "quantity": 1, "unit_price_cents": price} for sku in lines])
+    return SagaInput(order=order, approval_threshold_cents=threshold, approval_timeout_s=3600, step_timeout_s=30)
+
+
+def world(**overrides):
+    """Every activity succeeds unless overridden; shipments get a tracking number."""
+    base = {
+        "record_step": lambda record: Gate(),
+        "publish_event": lambda event: None,
+        "reserve_stock": lambda line: OK,
+        "release_stock": lambda line: OK,
+        "commit_stock": lambda line: OK,
+        "authorize_payment": lambda payment: OK,
+        "capture_payment": lambda payment: OK,
+        "void_payment": lambda payment: OK,
+        "refund_payment": lambda payment: OK,
+        "create_shipment": lambda shipment: StepResult(ok=True, detail="TRK-1"),
+        "cancel_shipment": lambda shipment: OK,
+    }
+    base.update(overrides)
+    return base
+
+
+def undo_calls(ctx: FakeContext) -> list[str]:
+    return [f"{c.name} {getattr(c.input, 'sku', '')}".strip() for c in ctx.calls
+            if c.name in ("release_stock", "void_payment", "refund_payment", "cancel_shipment")]
+
+
+def test_happy_path_runs_the_steps_in_business_order():
+    ctx = FakeContext(world())
+    assert run_saga(order_saga, saga_input("a", "b"), ctx) == "COMPLETED"
+    assert ctx.activity_names() == [
+        "publish_event", "reserve_stock", "reserve_stock", "authorize_payment", "capture_payment",
+        "create_shipment", "commit_stock", "commit_stock", "publish_event",
+    ]
+    assert ctx.timeline()[-1] == ("complete", "COMPLETED")
+    assert undo_calls(ctx) == []
+
+
+def test_reservations_and_the_hold_start_together():
+    ctx = FakeContext(world(reserve_stock=lambda line: HANG, authorize_payment=lambda p: HANG))
+    run_saga(order_saga, saga_input("a", "b"), ctx)
+    first = ctx.activity_names()[1:4]
+    assert first == ["reserve_stock", "reserve_stock", "authorize_payment"]
+
+
+def test_out_of_stock_releases_what_was_reserved_and_voids_the_hold_in_reverse():
+    short = StepResult(ok=False, reason="OUT_OF_STOCK")
+    ctx = FakeContext(world(reserve_stock=lambda line: short if line.sku == "b" else OK))
+    assert run_saga(order_saga, saga_input("a", "b", "c"), ctx) == "FAILED"
+    # b said a definite no: nothing to undo there. The hold was started last: undone first.
+    assert undo_calls(ctx) == ["void_payment", "release_stock c", "release_stock a"]
+    assert ("finish", "FAILED") in ctx.timeline()
+    assert "capture_payment" not in ctx.activity_names()
+
+
+def test_payment_declined_is_not_voided_but_stock_is_released():
+    ctx = FakeContext(world(authorize_payment=lambda p: StepResult(ok=False, reason="PAYMENT_DECLINED")))
+    assert run_saga(order_saga, saga_input("a"), ctx) == "FAILED"
+    assert undo_calls(ctx) == ["release_stock a"]
+    reasons = [c.input.reason for c in ctx.calls if c.name == "record_step" and c.input.status == "FAILED"]
+    assert reasons == ["PAYMENT_DECLINED"]
+
+
+def test_a_step_that_timed_out_is_still_undone_because_it_may_land_later():
+    ctx = FakeContext(world(reserve_stock=lambda line: HANG if line.sku == "slow" else OK))
+    assert run_saga(order_saga, saga_input("a", "slow"), ctx) == "FAILED"
+    assert undo_calls(ctx) == ["void_payment", "release_stock slow", "release_stock a"]
+    assert ("reserve slow", "UNKNOWN") in ctx.timeline()
+
+
+def test_a_technical_failure_is_an_unknown_outcome_and_is_undone():
+    def broken(payment):
+        raise RuntimeError("payment-service unavailable")
+
+    ctx = FakeContext(world(authorize_payment=broken))
+    assert run_saga(order_saga, saga_input("a"), ctx) == "FAILED"
+    assert undo_calls(ctx) == ["void_payment", "release_stock a"]
+    failed = [c.input for c in ctx.calls if c.name == "record_step" and c.input.status == "FAILED"]
+    assert failed[0].reason == "PAYMENT_UNAVAILABLE"
+
+
+def test_shipping_failure_undoes_everything_in_reverse():
+    ctx = FakeContext(world(create_shipment=lambda s: (_ for _ in ()).throw(RuntimeError("down"))))
+    assert run_saga(order_saga, saga_input("a", "b"), ctx) == "FAILED"
+    assert undo_calls(ctx) == ["cancel_shipment", "refund_payment", "void_payment", "release_stock b", "release_stock a"]
+    assert "commit_stock" not in ctx.activity_names()
+
+
+def test_an_undo_that_keeps_failing_ends_in_needs_attention_after_undoing_the_rest():
+    def fails(_):
+        raise RuntimeError("still down")
+
+    ctx = FakeContext(world(create_shipment=fails, cancel_shipment=fails))
+    assert run_saga(order_saga, saga_input("a"), ctx) == "NEEDS_ATTENTION"
+    assert undo_calls(ctx) == ["cancel_shipment", "refund_payment", "void_payment", "release_stock a"]
+    events = [c.input.type for c in ctx.calls if c.name == "publish_event"]
+    assert events[-1] == "needs_attention"
+
+
+@pytest.mark.parametrize(
+    "events, expected, reason",
+    [
+        ({"approval": [{"order_id": "o-1", "decision": "approve", "approver": "ann"}]}, "COMPLETED", ""),
+        ({"approval": [{"order_id": "o-1", "decision": "reject", "approver": "ann"}]}, "FAILED", "APPROVAL_REJECTED"),
+        ({}, "FAILED", "APPROVAL_TIMEOUT"),
+    ],
+)
+def test_the_approval_gate(events, expected, reason):
+    ctx = FakeContext(world(), events=events)
+    assert run_saga(order_saga, saga_input("a", price=2_000_00), ctx) == expected
+    assert ("approval", "STARTED") in ctx.timeline()
+    if reason:
+        assert [c.input.reason for c in ctx.calls if c.name == "record_step" and c.input.status == "FAILED"] == [reason]
+
+
+def test_the_first_decision_wins():
+    decisions = [{"order_id": "o-1", "decision": "reject"}, {"order_id": "o-1", "decision": "approve"}]
+    ctx = FakeContext(world(), events={"approval": decisions})
+    assert run_saga(order_saga, saga_input("a", price=2_000_00), ctx) == "FAILED"
+
+
+def test_small_orders_skip_the_approval_gate():
+    ctx = FakeContext(world())
+    run_saga(order_saga, saga_input("a", price=999_99), ctx)
+    assert ("approval", "STARTED") not in ctx.timeline()
+
+
+def test_a_cancel_accepted_by_the_actor_stops_the_saga_before_shipping():
+    def gate(record):
+        return Gate(cancel_requested=record.status == "SHIPPING")
+
+    ctx = FakeContext(world(record_step=gate))
+    assert run_saga(order_saga, saga_input("a"), ctx) == "CANCELLED"
+    assert "create_shipment" not in ctx.activity_names()
+    assert undo_calls(ctx) == ["refund_payment", "void_payment", "release_stock a"]
+
+
+def test_a_cancel_event_interrupts_the_wait_for_approval():
+    ctx = FakeContext(world(), events={"cancel": [{"reason": "changed my mind"}]})
+    assert run_saga(order_saga, saga_input("a", price=2_000_00), ctx) == "CANCELLED"
+    assert undo_calls(ctx) == ["void_payment", "release_stock a"]
