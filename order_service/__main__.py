@@ -6,8 +6,11 @@ OrderActor over the app-initiated actor stream, and the workflow worker running 
 
 from __future__ import annotations
 
+import logging
+
 from dapr.actor.runtime.grpc_host import ActorGrpcHost
 from dapr.ext.workflow import WorkflowRuntime
+from dapr.ext.workflow.logger import LoggerOptions
 
 from order_service import actor, saga
 from order_service.activities import ACTIVITIES
@@ -24,7 +27,8 @@ def main() -> None:
     app = apphost.new_app(max_workers=32)
     app.subscribe(PUBSUB, APPROVALS_TOPIC, dead_letter_topic=APPROVALS_DEAD_LETTER_TOPIC)(ApprovalHandler())
 
-    workflows = WorkflowRuntime()
+    # Activities log each failure with its attempt number; the SDK's own copy of it is noise.
+    workflows = WorkflowRuntime(logger_options=LoggerOptions(log_level=logging.ERROR))
     workflows.register_workflow(saga.order_saga, name=saga.SAGA_NAME)
     for name, activity in ACTIVITIES.items():
         workflows.register_activity(activity, name=name)

@@ -100,7 +100,9 @@ class OrderState(BaseModel):
 
 
 # Entering these statuses is refused once a cancel was accepted: the saga unwinds instead.
-CANCELLABLE = frozenset({OrderStatus.PLACED, OrderStatus.RESERVING, OrderStatus.AWAITING_APPROVAL, OrderStatus.CHARGING})
+CANCELLABLE = frozenset(
+    {OrderStatus.PLACED, OrderStatus.RESERVING, OrderStatus.AWAITING_APPROVAL, OrderStatus.CHARGING}
+)
 
 
 def saga_instance_id(order_id: str) -> str:

@@ -10,7 +10,6 @@ import json
 import signal
 import sys
 import time
-from pathlib import Path
 
 from ordersaga.stack import processes
 from ordersaga.stack.layout import run_dir_from_env

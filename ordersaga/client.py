@@ -122,7 +122,8 @@ class SagaClient:
 
     # ---- approvals (a CloudEvent published through any sidecar) ----------------------------
 
-    def publish(self, topic: str, data: bytes, content_type: str = "application/json", via: str = "inventory-service") -> None:
+    def publish(self, topic: str, data: bytes, content_type: str = "application/json",
+                via: str = "inventory-service") -> None:
         port = self._ports(via).dapr_http
         request = urllib.request.Request(
             f"http://127.0.0.1:{port}/v1.0/publish/{PUBSUB}/{topic}", data=data, method="POST"
@@ -131,7 +132,8 @@ class SagaClient:
         with urllib.request.urlopen(request, timeout=30) as response:
             assert response.status in (200, 204), response.status
 
-    def approve(self, order_id: str, decision: str = "approve", approver: str = "e2e", via: str = "inventory-service") -> None:
+    def approve(self, order_id: str, decision: str = "approve", approver: str = "e2e",
+                via: str = "inventory-service") -> None:
         payload = {"order_id": order_id, "decision": decision, "approver": approver, "reason": ""}
         self.publish(APPROVALS_TOPIC, json.dumps(payload).encode(), via=via)
 

@@ -10,9 +10,8 @@ import uuid
 
 import pytest
 
-from ordersaga.stack.stack import Stack
 from ordersaga.client import SagaClient
-
+from ordersaga.stack.stack import Stack
 
 APPROVAL_TIMEOUT_S = 20
 ORDER_DEADLINE_S = 12

@@ -9,7 +9,6 @@ from typing import Callable
 import nats
 
 
-
 def read_subject(url: str, subject: str, match: Callable[[str], bool], count: int, timeout: float) -> list[str]:
     """Bodies of messages on `subject` for which `match` holds; waits until `count` are found."""
     return asyncio.run(_read(url, subject, match, count, timeout))

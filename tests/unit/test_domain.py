@@ -5,7 +5,8 @@ from order_service.domain import MAX_LINES, OrderRequest, OrderStatus, saga_inst
 
 
 def order(**overrides):
-    data = {"order_id": "o-1", "customer_id": "c-1", "items": [{"sku": "apple", "quantity": 2, "unit_price_cents": 150}]}
+    data = {"order_id": "o-1", "customer_id": "c-1",
+            "items": [{"sku": "apple", "quantity": 2, "unit_price_cents": 150}]}
     data.update(overrides)
     return data
 

@@ -1,6 +1,5 @@
 """The checked-in gRPC stubs must match their .proto files."""
 
-from pathlib import Path
 
 from ordersaga import protos
 

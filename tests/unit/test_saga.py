@@ -99,7 +99,8 @@ def test_a_technical_failure_is_an_unknown_outcome_and_is_undone():
 def test_shipping_failure_undoes_everything_in_reverse():
     ctx = FakeContext(world(create_shipment=lambda s: (_ for _ in ()).throw(RuntimeError("down"))))
     assert run_saga(order_saga, saga_input("a", "b"), ctx) == "FAILED"
-    assert undo_calls(ctx) == ["cancel_shipment", "refund_payment", "void_payment", "release_stock b", "release_stock a"]
+    assert undo_calls(ctx) == [
+        "cancel_shipment", "refund_payment", "void_payment", "release_stock b", "release_stock a"]
     assert "commit_stock" not in ctx.activity_names()
 
 
