@@ -1,19 +1,24 @@
 """order-service's composition root: `python -m order_service` (started by `ordersaga up`).
 
-One process hosts: the gRPC app server (approvals subscription, health, reflection), the
-OrderActor over the app-initiated actor stream, and the workflow worker running the saga.
+One process hosts: the gRPC app server (orders.v1.OrderService, the approvals subscription,
+health, reflection), the OrderActor over the app-initiated actor stream, and the workflow
+worker running the saga.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 
 from dapr.actor.runtime.grpc_host import ActorGrpcHost
-from dapr.ext.workflow import WorkflowRuntime
+from dapr.clients import DaprClient
+from dapr.ext.workflow import DaprWorkflowClient, WorkflowRuntime
 from dapr.ext.workflow.logger import LoggerOptions
 
-from order_service import actor, saga
+from order_service import actor, orders_pb2, orders_pb2_grpc, saga
 from order_service.activities import ACTIVITIES
+from order_service.actor_client import ActorClient
+from order_service.api import OrderApi
 from order_service.approvals import ApprovalHandler
 from order_service.settings import Settings
 from order_service.topics import APPROVALS_DEAD_LETTER_TOPIC, APPROVALS_TOPIC, PUBSUB
@@ -24,8 +29,13 @@ APP_ID = "order-service"
 
 def main() -> None:
     actor.configure(Settings.from_env())
+    actors = ActorClient(int(os.environ["DAPR_HTTP_PORT"]), api_token=os.environ.get("DAPR_API_TOKEN"))
+
     app = apphost.new_app(max_workers=32)
-    app.subscribe(PUBSUB, APPROVALS_TOPIC, dead_letter_topic=APPROVALS_DEAD_LETTER_TOPIC)(ApprovalHandler())
+    app.subscribe(PUBSUB, APPROVALS_TOPIC, dead_letter_topic=APPROVALS_DEAD_LETTER_TOPIC)(ApprovalHandler(actors))
+    app.add_external_service(orders_pb2_grpc.add_OrderServiceServicer_to_server,
+                             OrderApi(actors, DaprWorkflowClient(), DaprClient))
+    service = orders_pb2.DESCRIPTOR.services_by_name["OrderService"].full_name
 
     # Activities log each failure with its attempt number; the SDK's own copy of it is noise.
     workflows = WorkflowRuntime(logger_options=LoggerOptions(log_level=logging.ERROR))
@@ -46,7 +56,7 @@ def main() -> None:
 
         return shutdown
 
-    apphost.run(APP_ID, app, [], startup)
+    apphost.run(APP_ID, app, [service], startup)
 
 
 if __name__ == "__main__":

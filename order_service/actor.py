@@ -17,16 +17,20 @@ from dapr.aio.clients import DaprClient
 from dapr.ext.workflow.aio import DaprWorkflowClient
 from pydantic import ValidationError
 
+from order_service import index
+from order_service.decisions import needs_approval
 from order_service.domain import (
+    BEFORE_APPROVAL,
     CANCELLABLE,
     OrderRequest,
     OrderState,
     OrderStatus,
     TimelineEntry,
+    describe,
     saga_instance_id,
 )
 from order_service.messages import LifecycleEvent, SagaInput
-from order_service.saga import CANCEL_EVENT, SAGA_NAME
+from order_service.saga import APPROVAL_EVENT, CANCEL_EVENT, SAGA_NAME
 from order_service.settings import Settings
 from order_service.topics import EVENTS_TOPIC, PUBSUB
 
@@ -76,6 +80,9 @@ class OrderActorInterface(ActorInterface):
     @actormethod(name="cancel")
     async def cancel(self, data: dict) -> dict: ...
 
+    @actormethod(name="decide")
+    async def decide(self, data: dict) -> dict: ...
+
     @actormethod(name="record_step")
     async def record_step(self, data: dict) -> dict: ...
 
@@ -85,7 +92,7 @@ class OrderActor(Actor, OrderActorInterface, Remindable):
         try:
             request = OrderRequest.model_validate(data)
         except ValidationError as error:
-            raise OrderError("INVALID_ARGUMENT", _first_error(error)) from None
+            raise OrderError("INVALID_ARGUMENT", describe(error)) from None
         if request.order_id != self.id.id:
             raise OrderError("INVALID_ARGUMENT", "order_id does not match the actor id")
 
@@ -102,8 +109,9 @@ class OrderActor(Actor, OrderActorInterface, Remindable):
             timeline=[TimelineEntry(at=now_iso(), step="place", outcome="PLACED", key="place")],
         )
         await self._save(order)
-        await self.register_reminder(DEADLINE_REMINDER, b"", timedelta(seconds=_settings.order_deadline_s))
         await self._ensure_saga(order)
+        await self.register_reminder(DEADLINE_REMINDER, b"", timedelta(seconds=_settings.order_deadline_s))
+        await self._note_in_index(order)
         log.info("order=%s step=place outcome=PLACED total_cents=%d lines=%d", order.order_id,
                  request.total_cents, len(request.items))
         return order.model_dump(mode="json")
@@ -128,6 +136,30 @@ class OrderActor(Actor, OrderActorInterface, Remindable):
         log.info("order=%s step=cancel outcome=REQUESTED detail=%s", order.order_id, reason)
         return order.model_dump(mode="json")
 
+    async def decide(self, data: dict) -> dict:
+        """An approval decision. The first one wins; repeats and later ones change nothing.
+
+        Refused (NOT_FOUND, FAILED_PRECONDITION) for unknown orders and orders that are not
+        waiting for approval; accepted ahead of the gate, where the saga finds it buffered.
+        """
+        order = await self._require()
+        decision, approver = data["decision"], data.get("approver", "")
+        if order.decision:
+            return {"outcome": "duplicate", "decision": order.decision}
+        if not needs_approval(order.request.total_cents, _settings.approval_threshold_cents):
+            raise OrderError("FAILED_PRECONDITION", f"order {order.order_id} does not need approval")
+        if order.status not in BEFORE_APPROVAL:
+            raise OrderError("FAILED_PRECONDITION",
+                             f"order {order.order_id} is not waiting for approval: {order.status}")
+        # Raise first, then remember: a crash in between re-raises on redelivery, and the saga
+        # takes the first event it gets, so the outcome is the same.
+        await workflow_client().raise_workflow_event(order.saga_instance_id, APPROVAL_EVENT, data=data)
+        order.decision = decision
+        order.timeline.append(TimelineEntry(at=now_iso(), step="approval", outcome="RECEIVED",
+                                            detail=f"{decision} by {approver}".strip(), key="approval:RECEIVED"))
+        await self._save(order)
+        return {"outcome": "accepted", "decision": decision}
+
     async def record_step(self, data: dict) -> dict:
         """Append a timeline entry once per key; optionally move status and reason with it.
 
@@ -148,6 +180,8 @@ class OrderActor(Actor, OrderActorInterface, Remindable):
             if data.get("tracking_number"):
                 order.tracking_number = data["tracking_number"]
             await self._save(order)
+        if order.status.terminal:  # also on a retried call: the index write may be what failed
+            await self._note_in_index(order)
         return {"cancel_requested": order.cancel_requested}
 
     async def receive_reminder(self, name: str, state: bytes, due_time: timedelta, period: timedelta,
@@ -183,6 +217,15 @@ class OrderActor(Actor, OrderActorInterface, Remindable):
             SAGA_NAME, input=saga_input.model_dump(mode="json"), instance_id=order.saga_instance_id
         )
 
+    async def _note_in_index(self, order: OrderState) -> None:
+        """Best effort: the index only serves ListOrders, never the saga."""
+        label = order.status.value if order.status.terminal else index.IN_FLIGHT
+        try:
+            async with DaprClient() as client:
+                await index.note(client, order.order_id, label)
+        except Exception as error:  # noqa: BLE001
+            log.warning("order=%s step=index outcome=FAILED detail=%s", order.order_id, error)
+
     async def _require(self) -> OrderState:
         order = await self._load()
         if order is None:
@@ -200,7 +243,3 @@ class OrderActor(Actor, OrderActorInterface, Remindable):
         await self._state_manager.save_state()
 
 
-def _first_error(error: ValidationError) -> str:
-    first = error.errors()[0]
-    field = ".".join(str(part) for part in first["loc"]) or "order"
-    return f"{field}: {first['msg']}"

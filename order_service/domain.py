@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
 MAX_LINES = 100
@@ -92,12 +92,16 @@ class OrderState(BaseModel):
     saga_instance_id: str = ""
     tracking_number: str = ""
     cancel_requested: bool = False
+    decision: str = ""  # the first approval decision received ("approve" or "reject")
     timeline: list[TimelineEntry] = Field(default_factory=list)
 
     @property
     def order_id(self) -> str:
         return self.request.order_id
 
+
+# An approval decision is taken while the order is at or before the approval gate.
+BEFORE_APPROVAL = frozenset({OrderStatus.PLACED, OrderStatus.RESERVING, OrderStatus.AWAITING_APPROVAL})
 
 # Entering these statuses is refused once a cancel was accepted: the saga unwinds instead.
 CANCELLABLE = frozenset(
@@ -108,3 +112,9 @@ CANCELLABLE = frozenset(
 def saga_instance_id(order_id: str) -> str:
     """Derived from the order id, so a second PlaceOrder can never start a second saga unnoticed."""
     return f"order-saga-{order_id}"
+
+
+def describe(error: ValidationError) -> str:
+    """The first problem of a validation error, naming the field: "items.0.quantity: ..."."""
+    first = error.errors()[0]
+    return f"{'.'.join(str(part) for part in first['loc']) or 'order'}: {first['msg']}"

@@ -5,9 +5,11 @@ Renaming a field here breaks replay of running sagas: add fields with defaults i
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from typing import Literal
 
-from order_service.domain import OrderRequest
+from pydantic import BaseModel, ConfigDict, Field
+
+from order_service.domain import ID_PATTERN, OrderRequest
 
 
 class SagaInput(BaseModel):
@@ -89,7 +91,9 @@ class LifecycleEvent(BaseModel):
 class ApprovalDecision(BaseModel):
     """The data of an approval CloudEvent on `order-approvals` (DESIGN.md)."""
 
-    order_id: str
-    decision: str  # "approve" | "reject"
-    approver: str = ""
-    reason: str = ""
+    model_config = ConfigDict(extra="ignore")
+
+    order_id: str = Field(pattern=ID_PATTERN)
+    decision: Literal["approve", "reject"]
+    approver: str = Field(default="", max_length=200)
+    reason: str = Field(default="", max_length=1000)

@@ -7,9 +7,7 @@ API, service calls over gRPC proxying, workflow queries over the workflow API.
 from __future__ import annotations
 
 import json
-import re
 import time
-import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 
@@ -18,6 +16,7 @@ from dapr.ext.workflow import DaprWorkflowClient
 
 from inventory_service import inventory_pb2 as inv_pb
 from inventory_service import inventory_pb2_grpc as inv_grpc
+from order_service.actor_client import ActorCallError, ActorClient
 from order_service.topics import APPROVALS_TOPIC, PUBSUB
 from ordersaga import faults_pb2, faults_pb2_grpc
 from ordersaga.stack.layout import StackState
@@ -27,29 +26,6 @@ from shipping_service import shipping_pb2 as ship_pb
 from shipping_service import shipping_pb2_grpc as ship_grpc
 
 TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "NEEDS_ATTENTION"}
-
-
-class ActorCallError(Exception):
-    """The actor refused a call. `code` is the gRPC status name it gave (DESIGN.md's errors),
-    or UNKNOWN / UNAVAILABLE when the failure was not the actor's decision."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-
-    @classmethod
-    def from_body(cls, body: str) -> "ActorCallError":
-        try:
-            text = json.loads(body).get("message", body)
-        except (ValueError, AttributeError):
-            text = body
-        # The actor raises OrderError("CODE: message"); daprd relays its repr.
-        match = _ORDER_ERROR.search(text)
-        return cls(match.group(1), match.group(2)) if match else cls("UNKNOWN", text)
-
-
-_ORDER_ERROR = re.compile(r"(INVALID_ARGUMENT|ALREADY_EXISTS|NOT_FOUND|FAILED_PRECONDITION): (.*?)['\"]?\)?$")
 
 
 @dataclass
@@ -65,19 +41,7 @@ class SagaClient:
     # ---- orders (OrderActor through order-service's sidecar) ----------------------------
 
     def actor_call(self, order_id: str, method: str, payload: object = None, via: str = "order-service"):
-        port = self._ports(via).dapr_http
-        url = f"http://127.0.0.1:{port}/v1.0/actors/OrderActor/{order_id}/method/{method}"
-        request = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST")
-        request.add_header("Content-Type", "application/json")
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                body = response.read()
-                # An error raised in the actor comes back as 200 with this header set.
-                if response.headers.get("X-Daprerrorresponseheader"):
-                    raise ActorCallError.from_body(body.decode(errors="replace"))
-        except urllib.error.HTTPError as error:
-            raise ActorCallError("UNAVAILABLE", f"HTTP {error.code}: {error.read().decode(errors='replace')}") from None
-        return json.loads(body) if body else None
+        return ActorClient(self._ports(via).dapr_http).call(order_id, method, payload)
 
     def place(self, order_id: str, customer_id: str, items: list[tuple[str, int, int]]) -> dict:
         order = {

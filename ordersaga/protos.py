@@ -10,6 +10,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PROTO_FILES = [
+    "order_service/orders.proto",
     "inventory_service/inventory.proto",
     "payment_service/payment.proto",
     "shipping_service/shipping.proto",

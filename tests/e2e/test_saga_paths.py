@@ -193,11 +193,20 @@ def test_twenty_concurrent_orders_for_five_in_stock(saga, ids):
     sku = ids("sku")
     saga.set_stock(sku, 5)
     orders = [(ids("o"), ids("c")) for _ in range(20)]
-    threads = [threading.Thread(target=saga.place, args=(o, c, [(sku, 1, SMALL)])) for o, c in orders]
+    errors = []
+
+    def place(order_id, customer):
+        try:
+            saga.place(order_id, customer, [(sku, 1, SMALL)])
+        except Exception as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=place, args=order) for order in orders]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    assert not errors, errors
     final = check_invariants(saga, {sku: 5}, [o for o, _ in orders])
     statuses = sorted(order["status"] for order in final.values())
     assert statuses.count("COMPLETED") == 5, statuses

@@ -1,0 +1,141 @@
+"""orders.v1.OrderService: the public gRPC API, a thin layer over OrderActor.
+
+Served on order-service's app gRPC server, so it is reachable directly and through any sidecar
+(`dapr-app-id: order-service`). Input is validated here with the domain's own models, so a bad
+request is refused with INVALID_ARGUMENT naming the field before any actor is touched.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+from dapr.ext.workflow import DaprWorkflowClient
+from pydantic import ValidationError
+
+from order_service import index
+from order_service import orders_pb2 as pb
+from order_service import orders_pb2_grpc as pb_grpc
+from order_service.actor_client import ActorCallError, ActorClient
+from order_service.domain import ID_PATTERN, OrderRequest, OrderStatus, describe
+
+log = logging.getLogger("order_service.api")
+WATCH_POLL_S = 0.25
+WATCH_MAX_S = 24 * 3600  # a watch ends after a day even if the order is still in flight
+_ID = re.compile(ID_PATTERN)
+
+
+class OrderApi(pb_grpc.OrderServiceServicer):
+    def __init__(self, actors: ActorClient, workflows: DaprWorkflowClient | None = None, dapr=None):
+        self._actors = actors
+        self._workflows = workflows
+        self._dapr = dapr  # a sync DaprClient factory, for the orders index
+        self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="list-orders")
+
+    def PlaceOrder(self, request: pb.PlaceOrderRequest, context) -> pb.PlaceOrderResponse:
+        data = {
+            "order_id": request.order_id,
+            "customer_id": request.customer_id,
+            "items": [{"sku": i.sku, "quantity": i.quantity, "unit_price_cents": i.unit_price_cents}
+                      for i in request.items],
+        }
+        try:
+            OrderRequest.model_validate(data)
+        except ValidationError as error:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, describe(error))
+        order = self._call(context, request.order_id, "place", data)
+        return pb.PlaceOrderResponse(order_id=request.order_id, status=order["status"])
+
+    def GetOrder(self, request: pb.GetOrderRequest, context) -> pb.Order:
+        return self._order(context, _valid_id(context, request.order_id))
+
+    def CancelOrder(self, request: pb.CancelOrderRequest, context) -> pb.Order:
+        order_id = _valid_id(context, request.order_id)
+        self._call(context, order_id, "cancel", {"reason": request.reason[:200]})
+        return self._order(context, order_id)
+
+    def ListOrders(self, request: pb.ListOrdersRequest, context) -> pb.ListOrdersResponse:
+        wanted = request.status.strip().upper()
+        if wanted and wanted not in OrderStatus.__members__:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          f"status: unknown status {request.status!r}; one of {', '.join(OrderStatus)}")
+        with self._dapr() as client:
+            labels = index.read_all(client)
+        terminal = wanted and OrderStatus(wanted).terminal
+        candidates = sorted(oid for oid, label in labels.items()
+                            if not wanted or label == wanted or (not terminal and label == index.IN_FLIGHT))
+        orders = [o for o in self._pool.map(lambda oid: self._order_or_none(oid), candidates) if o is not None]
+        return pb.ListOrdersResponse(orders=[o for o in orders if not wanted or o.status == wanted])
+
+    def WatchOrder(self, request: pb.WatchOrderRequest, context):
+        order_id = _valid_id(context, request.order_id)
+        last = None
+        deadline = time.monotonic() + WATCH_MAX_S
+        while context.is_active() and time.monotonic() < deadline:
+            order = self._order(context, order_id)
+            seen = (order.status, len(order.timeline), order.saga_runtime_status)
+            if seen != last:
+                last = seen
+                yield order
+            if OrderStatus(order.status).terminal:
+                return
+            time.sleep(WATCH_POLL_S)
+
+    # ---- helpers -------------------------------------------------------------------------
+
+    def _call(self, context, order_id: str, method: str, payload=None):
+        try:
+            return self._actors.call(order_id, method, payload)
+        except ActorCallError as error:
+            context.abort(getattr(grpc.StatusCode, error.code, grpc.StatusCode.UNAVAILABLE), error.message)
+
+    def _order(self, context, order_id: str) -> pb.Order:
+        state = self._call(context, order_id, "get")
+        if state is None:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"order {order_id} does not exist")
+        return self._to_proto(state)
+
+    def _order_or_none(self, order_id: str) -> pb.Order | None:
+        try:
+            state = self._actors.call(order_id, "get")
+        except ActorCallError:
+            return None
+        return self._to_proto(state) if state else None
+
+    def _to_proto(self, state: dict) -> pb.Order:
+        request = state["request"]
+        items = [pb.LineItem(**item) for item in request["items"]]
+        return pb.Order(
+            order_id=request["order_id"],
+            customer_id=request["customer_id"],
+            status=state["status"],
+            reason=state.get("reason", ""),
+            total_cents=sum(i.quantity * i.unit_price_cents for i in items),
+            saga_instance_id=state.get("saga_instance_id", ""),
+            saga_runtime_status=self._saga_status(state.get("saga_instance_id", "")),
+            timeline=[pb.TimelineEntry(at=e["at"], step=e["step"], outcome=e["outcome"], detail=e.get("detail", ""))
+                      for e in state.get("timeline", [])],
+            items=items,
+            tracking_number=state.get("tracking_number", ""),
+        )
+
+    def _saga_status(self, instance_id: str) -> str:
+        if not instance_id or self._workflows is None:
+            return ""
+        try:
+            saga = self._workflows.get_workflow_state(instance_id, fetch_payloads=False)
+        except grpc.RpcError:
+            return "UNKNOWN"
+        return saga.runtime_status.name if saga else "NOT_STARTED"
+
+
+def _valid_id(context, order_id: str) -> str:
+    if not _ID.match(order_id or ""):
+        context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                      "order_id: must be 1-64 characters of letters, digits, '.', '_', ':' or '-'")
+    return order_id
+
+

@@ -1,0 +1,58 @@
+"""A small index of orders for ListOrders: actors cannot be enumerated, so each order is noted
+in one of a fixed number of shards (`orders-index|NN` in order-service's state store) with a
+coarse label: IN_FLIGHT, or its terminal status. Sharding keeps ETag contention low when many
+orders are placed at once; a label is only a hint, the API reads each order from its actor.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+from dapr.aio.clients import DaprClient
+from dapr.clients.grpc._state import Concurrency, StateOptions
+from pydantic import BaseModel, Field
+
+STORE = "order-store"
+SHARDS = 32
+IN_FLIGHT = "IN_FLIGHT"
+_ATTEMPTS = 50
+
+
+class Shard(BaseModel):
+    orders: dict[str, str] = Field(default_factory=dict)  # order id -> label
+
+
+def shard_key(order_id: str) -> str:
+    return f"orders-index|{zlib.crc32(order_id.encode()) % SHARDS:02d}"
+
+
+def all_shard_keys() -> list[str]:
+    return [f"orders-index|{n:02d}" for n in range(SHARDS)]
+
+
+async def note(client: DaprClient, order_id: str, label: str) -> None:
+    """Record `order_id` with `label`, retrying lost optimistic-concurrency races."""
+    key = shard_key(order_id)
+    for _ in range(_ATTEMPTS):
+        item = await client.get_state(STORE, key)
+        shard = Shard.model_validate_json(item.data) if item.data else Shard()
+        if shard.orders.get(order_id) == label:
+            return
+        shard.orders[order_id] = label
+        try:
+            await client.save_state(STORE, key, shard.model_dump_json(), etag=item.etag or None,
+                                    options=StateOptions(concurrency=Concurrency.first_write))
+            return
+        except Exception as error:  # the aio client raises more than one error type for this
+            if "etag" not in str(error).lower():
+                raise
+    raise RuntimeError(f"could not update {key} after {_ATTEMPTS} attempts")
+
+
+def read_all(client) -> dict[str, str]:
+    """Every indexed order with its label (a sync DaprClient: the API runs in threads)."""
+    labels: dict[str, str] = {}
+    for item in client.get_bulk_state(STORE, all_shard_keys()).items:
+        if item.data:
+            labels.update(Shard.model_validate_json(item.data).orders)
+    return labels
