@@ -1,0 +1,67 @@
+"""A generic gRPC client that knows no stubs: it learns services and messages through server
+reflection, like grpcurl, and can send its calls through a Dapr sidecar (`dapr-app-id`).
+
+daprd answers reflection requests itself (they name its own services), so reflection goes to
+the app's port while the calls may go through any sidecar.
+"""
+
+from __future__ import annotations
+
+import grpc
+from google.protobuf import descriptor_pool, json_format, message_factory
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
+
+
+class _AddMetadata(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,
+                   grpc.StreamStreamClientInterceptor, grpc.StreamUnaryClientInterceptor):
+    def __init__(self, metadata: tuple[tuple[str, str], ...]):
+        self._metadata = metadata
+
+    def _with(self, details):
+        return details._replace(metadata=tuple(details.metadata or ()) + self._metadata)
+
+    def intercept_unary_unary(self, continuation, details, request):
+        return continuation(self._with(details), request)
+
+    def intercept_unary_stream(self, continuation, details, request):
+        return continuation(self._with(details), request)
+
+    def intercept_stream_stream(self, continuation, details, requests):
+        return continuation(self._with(details), requests)
+
+    def intercept_stream_unary(self, continuation, details, requests):
+        return continuation(self._with(details), requests)
+
+
+class ReflectionClient:
+    def __init__(self, reflection_target: str, call_target: str | None = None, app_id: str | None = None):
+        self._db = ProtoReflectionDescriptorDatabase(grpc.insecure_channel(reflection_target))
+        self._pool = descriptor_pool.DescriptorPool(self._db)
+        channel = grpc.insecure_channel(call_target or reflection_target)
+        if app_id:
+            channel = grpc.intercept_channel(channel, _AddMetadata((("dapr-app-id", app_id),)))
+        self.channel = channel
+
+    def services(self) -> list[str]:
+        return list(self._db.get_services())
+
+    def _method(self, full_method: str):
+        service_name, method_name = full_method.rsplit("/", 1)
+        method = self._pool.FindServiceByName(service_name).FindMethodByName(method_name)
+        return (method, message_factory.GetMessageClass(method.input_type),
+                message_factory.GetMessageClass(method.output_type))
+
+    def call(self, full_method: str, request: dict, timeout: float = 30) -> dict:
+        """Call `package.Service/Method` with a JSON-like request; the reply as a dict."""
+        method, request_class, reply_class = self._method(full_method)
+        stub = self.channel.unary_unary(f"/{full_method}", request_serializer=request_class.SerializeToString,
+                                        response_deserializer=reply_class.FromString)
+        reply = stub(json_format.ParseDict(request, request_class()), timeout=timeout)
+        return json_format.MessageToDict(reply, preserving_proto_field_name=True)
+
+    def stream(self, full_method: str, request: dict, timeout: float = 60):
+        method, request_class, reply_class = self._method(full_method)
+        stub = self.channel.unary_stream(f"/{full_method}", request_serializer=request_class.SerializeToString,
+                                         response_deserializer=reply_class.FromString)
+        for reply in stub(json_format.ParseDict(request, request_class()), timeout=timeout):
+            yield json_format.MessageToDict(reply, preserving_proto_field_name=True)
