@@ -137,15 +137,20 @@ class OrderActor(Actor, OrderActorInterface, Remindable):
         return order.model_dump(mode="json")
 
     async def decide(self, data: dict) -> dict:
-        """An approval decision. The first one wins; repeats and later ones change nothing.
+        """An approval decision. The first one wins: a repeat of it is a no-op, and so is a
+        contrary one while the saga has not acted yet.
 
         Refused (NOT_FOUND, FAILED_PRECONDITION) for unknown orders and orders that are not
-        waiting for approval; accepted ahead of the gate, where the saga finds it buffered.
+        waiting for approval, including a contrary decision that comes after the saga acted;
+        accepted ahead of the gate, where the saga finds it buffered.
         """
         order = await self._require()
         decision, approver = data["decision"], data.get("approver", "")
-        if order.decision:
+        if order.decision and (order.decision == decision or order.status in BEFORE_APPROVAL):
             return {"outcome": "duplicate", "decision": order.decision}
+        if order.decision:
+            raise OrderError("FAILED_PRECONDITION",
+                             f"order {order.order_id} was already decided ({order.decision}) and is {order.status}")
         if not needs_approval(order.request.total_cents, _settings.approval_threshold_cents):
             raise OrderError("FAILED_PRECONDITION", f"order {order.order_id} does not need approval")
         if order.status not in BEFORE_APPROVAL:
