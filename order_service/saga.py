@@ -15,6 +15,7 @@ environment. Every side effect is an activity, registered under a stable name.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -48,6 +49,7 @@ TECHNICAL_RETRY = wf.RetryPolicy(
 )
 
 log = logging.getLogger("order_service.saga")
+_GRPC_DETAILS = re.compile(r'details = "([^"]*)"')
 
 
 def order_saga(ctx: wf.DaprWorkflowContext, saga_input: SagaInput):
@@ -237,5 +239,9 @@ def _result_of(task) -> StepResult:
 
 
 def _short(error: Exception) -> str:
-    text = str(error).splitlines()[0] if str(error) else type(error).__name__
-    return text[:200]
+    """A one-line reason for the timeline: a gRPC error's details, else the first line."""
+    text = str(error)
+    details = _GRPC_DETAILS.search(text)
+    if details:
+        return details.group(1)[:200]
+    return (text.splitlines()[0] if text else type(error).__name__)[:200]

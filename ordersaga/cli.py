@@ -11,14 +11,15 @@ import signal
 import sys
 import time
 
+import grpc
+
+from ordersaga import cli_orders
+from ordersaga.cli_orders import UsageError
+from ordersaga.client import SagaClient
 from ordersaga.stack import processes
-from ordersaga.stack.layout import run_dir_from_env
+from ordersaga.stack.layout import StackState, run_dir_from_env
 from ordersaga.stack.runtime import RuntimeProvisionError, ensure_dapr
 from ordersaga.stack.stack import Stack, StackError
-
-
-class CliError(Exception):
-    """A user-facing error: printed to stderr, exit code 1 (2 for usage errors)."""
 
 
 def _info(message: str) -> None:
@@ -93,6 +94,18 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0 if status["running"] else 1
 
 
+def running_client() -> SagaClient:
+    run_dir = run_dir_from_env()
+    state = StackState.load(run_dir)
+    if state is None or not Stack(run_dir).status()["running"]:
+        raise StackError(f"the stack in {run_dir} is not running: start it with `ordersaga up --detach`")
+    return SagaClient(state)
+
+
+def with_client(verb):
+    return lambda args: verb(running_client(), args)
+
+
 def cmd_runtime(args: argparse.Namespace) -> int:
     binaries = ensure_dapr(log=_info)
     print(f"Dapr {binaries.version} ({binaries.source}) in {binaries.daprd.parent}")
@@ -100,23 +113,80 @@ def cmd_runtime(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ordersaga", description="Order saga on Dapr: run the stack, drive orders.")
+    parser = argparse.ArgumentParser(
+        prog="ordersaga",
+        description="Order saga on Dapr: run the stack, place and follow orders, approve, administer.",
+        epilog="Money is given in currency units with up to two decimals (12.50). "
+               "The run directory is ./.ordersaga (ORDERSAGA_HOME overrides).",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     up = sub.add_parser("up", help="start the stack (only what is not running)")
     up.add_argument("--detach", action="store_true", help="return once healthy; `ordersaga down` stops it")
     up.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for each wave to be healthy")
     up.set_defaults(func=cmd_up)
-
-    down = sub.add_parser("down", help="stop every process of the stack")
-    down.set_defaults(func=cmd_down)
-
+    sub.add_parser("down", help="stop every process of the stack").set_defaults(func=cmd_down)
     status = sub.add_parser("status", help="processes, pids and ports of the stack")
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=cmd_status)
+    sub.add_parser("runtime", help="find or build daprd, placement and scheduler 1.18").set_defaults(func=cmd_runtime)
 
-    runtime = sub.add_parser("runtime", help="find or build daprd, placement and scheduler 1.18")
-    runtime.set_defaults(func=cmd_runtime)
+    place = sub.add_parser("place", help="place an order")
+    place.add_argument("--order-id", required=True)
+    place.add_argument("--customer", required=True)
+    place.add_argument("--item", action="append", required=True, metavar="SKU:QTY:UNIT_PRICE",
+                       help="a line item, e.g. apple:2:1.50; repeat for more lines")
+    place.add_argument("--json", action="store_true")
+    place.set_defaults(func=with_client(cli_orders.place))
+
+    show = sub.add_parser("show", help="an order with its timeline")
+    show.add_argument("order_id", metavar="ID")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(func=with_client(cli_orders.show))
+
+    watch = sub.add_parser("watch", help="follow an order's saga live until it ends")
+    watch.add_argument("order_id", metavar="ID")
+    watch.set_defaults(func=with_client(cli_orders.watch))
+
+    listing = sub.add_parser("list", help="orders, optionally with one status")
+    listing.add_argument("--status", type=cli_orders.check_status, default="")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(func=with_client(cli_orders.list_orders))
+
+    cancel = sub.add_parser("cancel", help="cancel an order (refused once its shipment is being created)")
+    cancel.add_argument("order_id", metavar="ID")
+    cancel.add_argument("--reason", default="")
+    cancel.set_defaults(func=with_client(cli_orders.cancel))
+
+    for verb, text in (("approve", "approve an order waiting for approval"), ("reject", "reject it")):
+        decide = sub.add_parser(verb, help=text)
+        decide.add_argument("order_id", metavar="ID")
+        decide.add_argument("--approver", default="cli")
+        if verb == "reject":
+            decide.add_argument("--reason", default="")
+        decide.set_defaults(func=with_client(cli_orders.decide))
+
+    stock = sub.add_parser("stock", help="stock of a SKU: stock set SKU QTY | stock get SKU [--json]")
+    stock.add_argument("action", choices=["set", "get"])
+    stock.add_argument("sku", metavar="SKU")
+    stock.add_argument("quantity", metavar="QTY", type=int, nargs="?")
+    stock.add_argument("--json", action="store_true")
+    stock.set_defaults(func=with_client(cli_orders.stock))
+
+    credit = sub.add_parser("credit", help="credit of a customer: credit set CUSTOMER AMOUNT | credit get CUSTOMER")
+    credit.add_argument("action", choices=["set", "get"])
+    credit.add_argument("customer", metavar="CUSTOMER")
+    credit.add_argument("amount", metavar="AMOUNT", nargs="?")
+    credit.add_argument("--json", action="store_true")
+    credit.set_defaults(func=with_client(cli_orders.credit))
+
+    faults = sub.add_parser("faults", help="inject errors or delay into a service (tests, demos)")
+    faults.add_argument("service", metavar="SERVICE", help="inventory, payment or shipping (-service optional)")
+    faults.add_argument("--error-rate", type=float, metavar="R", help="0..1, share of calls that fail")
+    faults.add_argument("--delay", type=float, metavar="SECONDS", help="added before each call")
+    faults.add_argument("--method", action="append", help="only this method (repeatable), e.g. CreateShipment")
+    faults.add_argument("--clear", action="store_true", help="remove every fault")
+    faults.set_defaults(func=with_client(cli_orders.faults))
     return parser
 
 
@@ -124,9 +194,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (CliError, StackError, RuntimeProvisionError) as error:
-        print(f"ordersaga: error: {error}", file=sys.stderr)
-        return 1
+    except UsageError as error:
+        return cli_orders.fail(str(error), code=2)
+    except grpc.RpcError as error:
+        return cli_orders.fail(cli_orders.grpc_error_message(error))
+    except (StackError, RuntimeProvisionError) as error:
+        return cli_orders.fail(str(error))
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

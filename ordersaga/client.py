@@ -16,6 +16,7 @@ from dapr.ext.workflow import DaprWorkflowClient
 
 from inventory_service import inventory_pb2 as inv_pb
 from inventory_service import inventory_pb2_grpc as inv_grpc
+from order_service import orders_pb2_grpc as orders_grpc
 from order_service.actor_client import ActorCallError, ActorClient
 from order_service.topics import APPROVALS_TOPIC, PUBSUB
 from ordersaga import faults_pb2, faults_pb2_grpc
@@ -97,8 +98,8 @@ class SagaClient:
             assert response.status in (200, 204), response.status
 
     def approve(self, order_id: str, decision: str = "approve", approver: str = "e2e",
-                via: str = "inventory-service") -> None:
-        payload = {"order_id": order_id, "decision": decision, "approver": approver, "reason": ""}
+                via: str = "inventory-service", reason: str = "") -> None:
+        payload = {"order_id": order_id, "decision": decision, "approver": approver, "reason": reason}
         self.publish(APPROVALS_TOPIC, json.dumps(payload).encode(), via=via)
 
     def cancel(self, order_id: str, reason: str = "") -> dict:
@@ -114,6 +115,11 @@ class SagaClient:
     @staticmethod
     def _to(app_id: str) -> dict:
         return {"metadata": (("dapr-app-id", app_id),), "timeout": 30}
+
+    def orders(self) -> orders_grpc.OrderServiceStub:
+        """The public API through order-service's sidecar (gRPC proxying)."""
+        channel = grpc.intercept_channel(self._channel(), AppIdInterceptor("order-service"))
+        return orders_grpc.OrderServiceStub(channel)
 
     def set_stock(self, sku: str, on_hand: int) -> inv_pb.StockLevel:
         stub = inv_grpc.InventoryServiceStub(self._channel())
@@ -144,3 +150,19 @@ class SagaClient:
 
     def clear_faults(self, app_id: str) -> faults_pb2.FaultSettings:
         return self.set_faults(app_id)
+
+
+class AppIdInterceptor(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
+    """Adds `dapr-app-id` so the sidecar proxies the call to that app."""
+
+    def __init__(self, app_id: str):
+        self._metadata = (("dapr-app-id", app_id),)
+
+    def _details(self, details):
+        return details._replace(metadata=tuple(details.metadata or ()) + self._metadata)
+
+    def intercept_unary_unary(self, continuation, details, request):
+        return continuation(self._details(details), request)
+
+    def intercept_unary_stream(self, continuation, details, request):
+        return continuation(self._details(details), request)

@@ -1,7 +1,8 @@
-"""`make demo`: run one order down each saga path on the real stack and print its timeline.
+"""`make demo`: one order down each saga path on the real stack, each timeline printed.
 
-Starts the stack when it is not running and stops it again at the end (it leaves the stack as
-it found it). Exit code 0 only when every path ended as expected.
+Orders go through the public gRPC API, approvals through pub/sub, faults through the services'
+admin API. Starts the stack when it is not running and stops it again at the end (it leaves
+the stack as it found it). Exit code 0 only when every path ended as expected.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Callable
 
-from ordersaga.client import SagaClient
+from order_service import orders_pb2 as pb
+from ordersaga.cli_orders import print_order
+from ordersaga.client import TERMINAL, SagaClient
 from ordersaga.stack.layout import run_dir_from_env
 from ordersaga.stack.stack import Stack
 
@@ -23,31 +26,53 @@ LARGE = 150_000  # cents: above the default 1000.00 approval threshold
 class Path:
     title: str
     expect: str
-    run: Callable[[SagaClient, str, str], None]  # (client, order id, sku)
+    run: Callable[[SagaClient, str, str, str], None]  # (client, order id, sku, customer)
 
 
-def _completed(client: SagaClient, order_id: str, sku: str) -> None:
+def place(client: SagaClient, order_id: str, customer: str, sku: str, quantity: int, price_cents: int) -> None:
+    client.orders().PlaceOrder(pb.PlaceOrderRequest(
+        order_id=order_id, customer_id=customer,
+        items=[pb.LineItem(sku=sku, quantity=quantity, unit_price_cents=price_cents)]), timeout=30)
+
+
+def _completed(client, order_id, sku, customer):
     client.set_stock(sku, 10)
-    client.place(order_id, "demo-alice", [(sku, 2, 1_250)])
+    place(client, order_id, customer, sku, 2, 1_250)
 
 
-def _approved(client: SagaClient, order_id: str, sku: str) -> None:
+def _approved(client, order_id, sku, customer):
     client.set_stock(sku, 10)
-    client.place(order_id, "demo-bob", [(sku, 1, LARGE)])
+    place(client, order_id, customer, sku, 1, LARGE)
     client.wait_for_status(order_id, "AWAITING_APPROVAL")
     client.approve(order_id, approver="demo-manager")
 
 
-def _rejected(client: SagaClient, order_id: str, sku: str) -> None:
+def _rejected(client, order_id, sku, customer):
     client.set_stock(sku, 10)
-    client.place(order_id, "demo-carol", [(sku, 1, LARGE)])
+    place(client, order_id, customer, sku, 1, LARGE)
     client.wait_for_status(order_id, "AWAITING_APPROVAL")
-    client.approve(order_id, decision="reject", approver="demo-manager")
+    client.approve(order_id, decision="reject", approver="demo-manager", reason="over budget")
 
 
-def _out_of_stock(client: SagaClient, order_id: str, sku: str) -> None:
+def _out_of_stock(client, order_id, sku, customer):
     client.set_stock(sku, 1)
-    client.place(order_id, "demo-dave", [(sku, 3, 1_000)])
+    place(client, order_id, customer, sku, 3, 1_000)
+
+
+def _payment_declined(client, order_id, sku, customer):
+    client.set_stock(sku, 10)
+    client.set_credit(customer, 2_000)  # 20.00 of credit for a 50.00 order
+    place(client, order_id, customer, sku, 5, 1_000)
+
+
+def _shipping_failure(client, order_id, sku, customer):
+    client.set_stock(sku, 10)
+    client.set_faults("shipping-service", error_rate=1.0, methods=("CreateShipment",))
+    try:
+        place(client, order_id, customer, sku, 1, 2_500)
+        client.wait_for_status(order_id, TERMINAL, timeout=120)
+    finally:
+        client.clear_faults("shipping-service")
 
 
 PATHS = [
@@ -55,16 +80,9 @@ PATHS = [
     Path("approval approved", "COMPLETED", _approved),
     Path("approval rejected", "FAILED", _rejected),
     Path("out of stock", "FAILED", _out_of_stock),
+    Path("payment declined", "FAILED", _payment_declined),
+    Path("shipping failure, compensated", "FAILED", _shipping_failure),
 ]
-
-
-def print_timeline(order: dict) -> None:
-    reason = f" ({order['reason']})" if order.get("reason") else ""
-    print(f"\n{order['request']['order_id']}: {order['status']}{reason}")
-    print(f"  {'at':<12} {'step':<10} {'outcome':<10} detail")
-    for entry in order["timeline"]:
-        at = entry["at"][11:23]  # time of day, to the millisecond
-        print(f"  {at:<12} {entry['step']:<10} {entry['outcome']:<10} {entry.get('detail', '')}")
 
 
 def main() -> int:
@@ -84,15 +102,20 @@ def run_paths(client: SagaClient) -> int:
     run = uuid.uuid4().hex[:6]
     ok = 0
     started = time.monotonic()
-    for path in PATHS:
-        order_id = f"demo-{run}-{path.title.replace(' ', '-')}"
-        path.run(client, order_id, f"demo-sku-{run}-{path.title.split()[0]}")
-        order = client.wait_for_status(order_id, {"COMPLETED", "FAILED", "CANCELLED", "NEEDS_ATTENTION"})
-        print_timeline(order)
-        passed = order["status"] == path.expect
+    for number, path in enumerate(PATHS, 1):
+        slug = path.title.split(",")[0].replace(" ", "-")
+        order_id = f"demo-{run}-{slug}"
+        print(f"\n[{number}/{len(PATHS)}] {path.title}", flush=True)
+        path.run(client, order_id, f"sku-{run}-{number}", f"customer-{run}-{number}")
+        client.wait_for_status(order_id, TERMINAL, timeout=120)
+        client.wait_for_saga(order_id)
+        order = client.orders().GetOrder(pb.GetOrderRequest(order_id=order_id), timeout=30)
+        print_order(order)
+        passed = order.status == path.expect
         ok += passed
-        print(f"  -> {path.title}: {'as expected' if passed else 'UNEXPECTED, wanted ' + path.expect}")
-    print(f"\nDemo finished: {ok}/{len(PATHS)} saga paths ended as expected in {time.monotonic() - started:.1f}s.")
+        print(f"  -> {'as expected' if passed else 'UNEXPECTED, wanted ' + path.expect}", flush=True)
+    elapsed = time.monotonic() - started
+    print(f"\nDemo finished: {ok}/{len(PATHS)} saga paths ended as expected in {elapsed:.1f}s.")
     return 0 if ok == len(PATHS) else 1
 
 

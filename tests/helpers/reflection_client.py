@@ -11,26 +11,7 @@ import grpc
 from google.protobuf import descriptor_pool, json_format, message_factory
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
-
-class _AddMetadata(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,
-                   grpc.StreamStreamClientInterceptor, grpc.StreamUnaryClientInterceptor):
-    def __init__(self, metadata: tuple[tuple[str, str], ...]):
-        self._metadata = metadata
-
-    def _with(self, details):
-        return details._replace(metadata=tuple(details.metadata or ()) + self._metadata)
-
-    def intercept_unary_unary(self, continuation, details, request):
-        return continuation(self._with(details), request)
-
-    def intercept_unary_stream(self, continuation, details, request):
-        return continuation(self._with(details), request)
-
-    def intercept_stream_stream(self, continuation, details, requests):
-        return continuation(self._with(details), requests)
-
-    def intercept_stream_unary(self, continuation, details, requests):
-        return continuation(self._with(details), requests)
+from ordersaga.client import AppIdInterceptor
 
 
 class ReflectionClient:
@@ -39,7 +20,7 @@ class ReflectionClient:
         self._pool = descriptor_pool.DescriptorPool(self._db)
         channel = grpc.insecure_channel(call_target or reflection_target)
         if app_id:
-            channel = grpc.intercept_channel(channel, _AddMetadata((("dapr-app-id", app_id),)))
+            channel = grpc.intercept_channel(channel, AppIdInterceptor(app_id))
         self.channel = channel
 
     def services(self) -> list[str]:

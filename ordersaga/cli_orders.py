@@ -1,0 +1,211 @@
+"""The CLI's order and admin verbs: place, show, watch, list, cancel, approve, reject, stock,
+credit, faults. Orders go through the public gRPC API (orders.v1.OrderService) via
+order-service's sidecar; approvals are published as CloudEvents through a sidecar.
+
+Money on the command line is in currency units with up to two decimals (12.50); the APIs
+carry integer cents. JSON output carries both where money appears.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from decimal import Decimal, InvalidOperation
+
+import grpc
+
+from order_service import orders_pb2 as pb
+from order_service.domain import OrderStatus
+from ordersaga.client import SagaClient
+
+SERVICES = ("inventory-service", "payment-service", "shipping-service")
+
+
+class UsageError(Exception):
+    """Bad command-line input: printed to stderr, exit code 2."""
+
+
+def cents(text: str, what: str) -> int:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise UsageError(f"{what} must be a number like 12.50, not {text!r}") from None
+    if value != value.quantize(Decimal("0.01")) or not value.is_finite():
+        raise UsageError(f"{what} has more than two decimals: {text!r}")
+    return int(value * 100)
+
+
+def units(value_cents: int) -> float:
+    return value_cents / 100
+
+
+def parse_item(text: str) -> pb.LineItem:
+    parts = text.split(":")
+    if len(parts) != 3:
+        raise UsageError(f"--item must be SKU:QTY:UNIT_PRICE (e.g. apple:2:1.50), not {text!r}")
+    sku, quantity, price = parts
+    if not quantity.isdigit():
+        raise UsageError(f"--item {text!r}: quantity must be a whole number")
+    return pb.LineItem(sku=sku, quantity=int(quantity), unit_price_cents=cents(price, f"--item {text!r}: price"))
+
+
+# ---- orders ---------------------------------------------------------------------------------
+
+def place(client: SagaClient, args) -> int:
+    items = [parse_item(text) for text in args.item]
+    reply = client.orders().PlaceOrder(
+        pb.PlaceOrderRequest(order_id=args.order_id, customer_id=args.customer, items=items), timeout=30)
+    if args.json:
+        print(json.dumps({"order_id": reply.order_id, "status": reply.status}))
+    else:
+        print(f"Order {reply.order_id}: {reply.status}. Follow it with `ordersaga watch {reply.order_id}`.")
+    return 0
+
+
+def show(client: SagaClient, args) -> int:
+    order = client.orders().GetOrder(pb.GetOrderRequest(order_id=args.order_id), timeout=30)
+    if args.json:
+        print(json.dumps(order_json(order), indent=2))
+    else:
+        print_order(order)
+    return 0
+
+
+def watch(client: SagaClient, args) -> int:
+    shown = 0
+    status = ""
+    for order in client.orders().WatchOrder(pb.WatchOrderRequest(order_id=args.order_id)):
+        if not shown:
+            print(f"Order {order.order_id} for {order.customer_id}, total {units(order.total_cents):.2f}")
+        for entry in order.timeline[shown:]:
+            print(f"  {entry.at[11:23]}  {entry.step:<24} {entry.outcome:<16} {entry.detail}", flush=True)
+        shown = len(order.timeline)
+        if order.status != status:
+            status = order.status
+            print(f"  -> {status}{' (' + order.reason + ')' if order.reason else ''}", flush=True)
+    return 0
+
+
+def list_orders(client: SagaClient, args) -> int:
+    reply = client.orders().ListOrders(pb.ListOrdersRequest(status=args.status or ""), timeout=120)
+    if args.json:
+        print(json.dumps([order_json(o, timeline=False) for o in reply.orders], indent=2))
+        return 0
+    if not reply.orders:
+        print("No orders." if not args.status else f"No {args.status.upper()} orders.")
+    for order in reply.orders:
+        print(f"{order.order_id:<40} {order.status:<18} {order.reason:<22} {units(order.total_cents):>12.2f}")
+    return 0
+
+
+def cancel(client: SagaClient, args) -> int:
+    order = client.orders().CancelOrder(pb.CancelOrderRequest(order_id=args.order_id, reason=args.reason or ""),
+                                        timeout=30)
+    print(f"Cancel of {order.order_id} accepted; it is {order.status} and will end CANCELLED.")
+    return 0
+
+
+def decide(client: SagaClient, args) -> int:
+    verdict = "approve" if args.command == "approve" else "reject"
+    client.approve(args.order_id, decision=verdict, approver=args.approver, reason=getattr(args, "reason", "") or "")
+    print(f"Published {verdict} for {args.order_id} on order-approvals.")
+    return 0
+
+
+def order_json(order: pb.Order, timeline: bool = True) -> dict:
+    data = {
+        "order_id": order.order_id,
+        "customer_id": order.customer_id,
+        "status": order.status,
+        "reason": order.reason,
+        "total_cents": order.total_cents,
+        "saga_instance_id": order.saga_instance_id,
+        "saga_runtime_status": order.saga_runtime_status,
+        "tracking_number": order.tracking_number,
+        "items": [{"sku": i.sku, "quantity": i.quantity, "unit_price_cents": i.unit_price_cents} for i in order.items],
+    }
+    if timeline:
+        data["timeline"] = [{"at": e.at, "step": e.step, "outcome": e.outcome, "detail": e.detail}
+                            for e in order.timeline]
+    return data
+
+
+def print_order(order: pb.Order) -> None:
+    reason = f" ({order.reason})" if order.reason else ""
+    print(f"Order {order.order_id}: {order.status}{reason}")
+    print(f"  customer {order.customer_id}, total {units(order.total_cents):.2f}, "
+          f"saga {order.saga_instance_id} (workflow {order.saga_runtime_status})")
+    if order.tracking_number:
+        print(f"  tracking number {order.tracking_number}")
+    print(f"  {'at':<12}  {'step':<24} {'outcome':<16} detail")
+    for entry in order.timeline:
+        print(f"  {entry.at[11:23]:<12}  {entry.step:<24} {entry.outcome:<16} {entry.detail}")
+
+
+# ---- admin ----------------------------------------------------------------------------------
+
+def stock(client: SagaClient, args) -> int:
+    if args.action == "set":
+        if args.quantity is None or args.quantity < 0:
+            raise UsageError("stock set needs SKU and a quantity >= 0")
+        level = client.set_stock(args.sku, args.quantity)
+    else:
+        level = client.get_stock(args.sku)
+    data = {"sku": level.sku or args.sku, "on_hand": level.on_hand, "reserved": level.reserved,
+            "available": level.available}
+    print(json.dumps(data) if args.json else
+          f"{data['sku']}: on hand {data['on_hand']}, reserved {data['reserved']}, available {data['available']}")
+    return 0
+
+
+def credit(client: SagaClient, args) -> int:
+    if args.action == "set":
+        if args.amount is None:
+            raise UsageError("credit set needs CUSTOMER and AMOUNT")
+        limit = cents(args.amount, "AMOUNT")
+        if limit < 0:
+            raise UsageError("AMOUNT must not be negative")
+        account = client.set_credit(args.customer, limit)
+    else:
+        account = client.get_credit(args.customer)
+    data = {"customer": account.customer_id or args.customer, "limit": units(account.limit_cents),
+            "held": units(account.held_cents), "captured": units(account.captured_cents),
+            "limit_cents": account.limit_cents, "held_cents": account.held_cents,
+            "captured_cents": account.captured_cents}
+    print(json.dumps(data) if args.json else
+          f"{data['customer']}: limit {data['limit']:.2f}, held {data['held']:.2f}, captured {data['captured']:.2f}")
+    return 0
+
+
+def faults(client: SagaClient, args) -> int:
+    service = args.service if args.service.endswith("-service") else f"{args.service}-service"
+    if service not in SERVICES:
+        raise UsageError(f"SERVICE must be one of {', '.join(SERVICES)} (or inventory, payment, shipping)")
+    if args.clear:
+        settings = client.clear_faults(service)
+    else:
+        if args.error_rate is None and args.delay is None:
+            raise UsageError("give --error-rate and/or --delay, or --clear")
+        settings = client.set_faults(service, error_rate=args.error_rate or 0.0, delay_seconds=args.delay or 0.0,
+                                     methods=tuple(args.method or ()))
+    methods = ", ".join(settings.methods) or "all business calls"
+    print(f"{service}: error rate {settings.error_rate:.2f}, delay {settings.delay_seconds:.2f}s on {methods}")
+    return 0
+
+
+def check_status(text: str) -> str:
+    if text and text.upper() not in OrderStatus.__members__:
+        raise UsageError(f"--status must be one of {', '.join(OrderStatus)}")
+    return text.upper()
+
+
+def grpc_error_message(error: grpc.RpcError) -> str:
+    code = error.code()
+    if code == grpc.StatusCode.UNAVAILABLE:
+        return f"UNAVAILABLE: {error.details()} (is the stack up? `ordersaga status`)"
+    return f"{code.name}: {error.details()}"
+
+
+def fail(message: str, code: int = 1) -> int:
+    print(f"ordersaga: error: {message}", file=sys.stderr)
+    return code
