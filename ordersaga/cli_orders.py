@@ -8,6 +8,7 @@ carry integer cents. JSON output carries both where money appears.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from decimal import Decimal, InvalidOperation
@@ -194,8 +195,9 @@ def faults(client: SagaClient, args) -> int:
 
 
 def check_status(text: str) -> str:
+    """argparse type for --status: a known status, any case."""
     if text and text.upper() not in OrderStatus.__members__:
-        raise UsageError(f"--status must be one of {', '.join(OrderStatus)}")
+        raise argparse.ArgumentTypeError(f"--status must be one of {', '.join(OrderStatus)}")
     return text.upper()
 
 
