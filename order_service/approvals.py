@@ -59,4 +59,4 @@ def parse_decision(data: object) -> ApprovalDecision:
     try:
         return ApprovalDecision.model_validate(data)
     except ValidationError as error:
-        raise ValueError(describe(error)) from None
+        raise ValueError(describe(error, subject="data")) from None

@@ -114,7 +114,7 @@ def saga_instance_id(order_id: str) -> str:
     return f"order-saga-{order_id}"
 
 
-def describe(error: ValidationError) -> str:
+def describe(error: ValidationError, subject: str = "order") -> str:
     """The first problem of a validation error, naming the field: "items.0.quantity: ..."."""
     first = error.errors()[0]
-    return f"{'.'.join(str(part) for part in first['loc']) or 'order'}: {first['msg']}"
+    return f"{'.'.join(str(part) for part in first['loc']) or subject}: {first['msg']}"

@@ -40,7 +40,7 @@ def test_place_watch_show_list_with_json(cli, ids):
     stock = json.loads(cli("stock", "get", sku, "--json").stdout)
     assert stock == {"sku": sku, "on_hand": 3, "reserved": 0, "available": 3}
     credit = json.loads(cli("credit", "get", customer, "--json").stdout)
-    assert {k: credit[k] for k in ("customer", "held", "captured")} == {"customer": customer, "held": 0, "captured": 6.5}
+    assert (credit["customer"], credit["held"], credit["captured"]) == (customer, 0, 6.5)
 
 
 def test_approve_and_reject_publish_decisions(cli, ids):
