@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 
-from dapr.actor.runtime.grpc_host import ActorGrpcHost
 from dapr.clients import DaprClient
 from dapr.ext.workflow import DaprWorkflowClient, WorkflowRuntime
 from dapr.ext.workflow.logger import LoggerOptions
@@ -18,6 +17,7 @@ from dapr.ext.workflow.logger import LoggerOptions
 from order_service import actor, orders_pb2, orders_pb2_grpc, saga
 from order_service.activities import ACTIVITIES
 from order_service.actor_client import ActorClient
+from order_service.actor_host import new_actor_host
 from order_service.api import OrderApi
 from order_service.approvals import ApprovalHandler
 from order_service.settings import Settings
@@ -44,8 +44,7 @@ def main() -> None:
         workflows.register_activity(activity, name=name)
 
     async def startup():
-        # The actor stream needs the app channel, which this process's server provides.
-        actor_host = ActorGrpcHost(app_port=0)
+        actor_host = new_actor_host()
         await actor_host.register_actor(actor.OrderActor)
         await actor_host.start()
         workflows.start()

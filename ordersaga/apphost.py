@@ -10,6 +10,7 @@ NOT_SERVING first, then the service's own shutdown, then the server with a short
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import os
 import signal
@@ -43,9 +44,43 @@ def configure_logging(app_id: str) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+class AppTokenGuard(grpc.ServerInterceptor):
+    """Refuses every call without the app token (`dapr-api-token` = APP_API_TOKEN), which
+    daprd adds to whatever it forwards; only grpc.health.v1 stays open, for probes."""
+
+    def __init__(self, token: str):
+        self._token = token
+
+    def intercept_service(self, continuation, handler_call_details):
+        if handler_call_details.method.startswith(f"/{health.SERVICE_NAME}/"):
+            return continuation(handler_call_details)
+        metadata = dict(handler_call_details.invocation_metadata or ())
+        if hmac.compare_digest(metadata.get("dapr-api-token", ""), self._token):
+            return continuation(handler_call_details)
+        return _refusal(continuation(handler_call_details))
+
+
+def _refusal(handler):
+    def refuse(request_or_iterator, context):
+        context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong app API token (dapr-api-token)")
+
+    if handler is None:
+        return None
+    if handler.unary_unary:
+        return grpc.unary_unary_rpc_method_handler(refuse, handler.request_deserializer, handler.response_serializer)
+    if handler.unary_stream:
+        return grpc.unary_stream_rpc_method_handler(refuse, handler.request_deserializer, handler.response_serializer)
+    if handler.stream_unary:
+        return grpc.stream_unary_rpc_method_handler(refuse, handler.request_deserializer, handler.response_serializer)
+    return grpc.stream_stream_rpc_method_handler(refuse, handler.request_deserializer, handler.response_serializer)
+
+
 def new_app(max_workers: int = 16, interceptors: list[grpc.ServerInterceptor] | None = None) -> App:
+    """The app's gRPC server; with APP_API_TOKEN set, only callers that carry it get through."""
+    guard = [AppTokenGuard(os.environ["APP_API_TOKEN"])] if os.environ.get("APP_API_TOKEN") else []
     # dapr.ext.grpc.App passes keyword arguments straight to grpc.server().
-    return App(thread_pool=futures.ThreadPoolExecutor(max_workers=max_workers), interceptors=interceptors or [])
+    return App(thread_pool=futures.ThreadPoolExecutor(max_workers=max_workers),
+               interceptors=guard + list(interceptors or []))
 
 
 def run_service(app_id: str, service, servicer, add_to_server, business_methods: list[str]) -> None:

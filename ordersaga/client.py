@@ -12,6 +12,7 @@ import urllib.request
 from dataclasses import dataclass, field
 
 import grpc
+from dapr.conf import settings
 from dapr.ext.workflow import DaprWorkflowClient
 
 from inventory_service import inventory_pb2 as inv_pb
@@ -42,7 +43,7 @@ class SagaClient:
     # ---- orders (OrderActor through order-service's sidecar) ----------------------------
 
     def actor_call(self, order_id: str, method: str, payload: object = None, via: str = "order-service"):
-        return ActorClient(self._ports(via).dapr_http).call(order_id, method, payload)
+        return ActorClient(self._ports(via).dapr_http, api_token=self.state.api_token).call(order_id, method, payload)
 
     def place(self, order_id: str, customer_id: str, items: list[tuple[str, int, int]]) -> dict:
         order = {
@@ -82,6 +83,7 @@ class SagaClient:
         raise AssertionError(f"saga of {order_id} not terminal after {timeout}s: {status}")
 
     def workflow_state(self, order_id: str, payloads: bool = False):
+        settings.DAPR_API_TOKEN = self.state.api_token  # the SDK's workflow client reads it here
         client = DaprWorkflowClient(host="127.0.0.1", port=str(self._ports("order-service").dapr_grpc))
         return client.get_workflow_state(f"order-saga-{order_id}", fetch_payloads=payloads)
 
@@ -94,6 +96,7 @@ class SagaClient:
             f"http://127.0.0.1:{port}/v1.0/publish/{PUBSUB}/{topic}", data=data, method="POST"
         )
         request.add_header("Content-Type", content_type)
+        request.add_header("dapr-api-token", self.state.api_token)
         with urllib.request.urlopen(request, timeout=30) as response:
             assert response.status in (200, 204), response.status
 
@@ -108,8 +111,11 @@ class SagaClient:
     # ---- the services (gRPC service invocation through a sidecar) ------------------------------
 
     def _channel(self, via: str = "order-service") -> grpc.Channel:
+        """A channel to a sidecar that carries the stack's API token."""
         if via not in self._channels:
-            self._channels[via] = grpc.insecure_channel(f"127.0.0.1:{self._ports(via).dapr_grpc}")
+            channel = grpc.insecure_channel(f"127.0.0.1:{self._ports(via).dapr_grpc}")
+            token = MetadataInterceptor(("dapr-api-token", self.state.api_token))
+            self._channels[via] = grpc.intercept_channel(channel, token)
         return self._channels[via]
 
     @staticmethod
@@ -118,7 +124,7 @@ class SagaClient:
 
     def orders(self) -> orders_grpc.OrderServiceStub:
         """The public API through order-service's sidecar (gRPC proxying)."""
-        channel = grpc.intercept_channel(self._channel(), AppIdInterceptor("order-service"))
+        channel = grpc.intercept_channel(self._channel(), MetadataInterceptor(("dapr-app-id", "order-service")))
         return orders_grpc.OrderServiceStub(channel)
 
     def set_stock(self, sku: str, on_hand: int) -> inv_pb.StockLevel:
@@ -152,11 +158,13 @@ class SagaClient:
         return self.set_faults(app_id)
 
 
-class AppIdInterceptor(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
-    """Adds `dapr-app-id` so the sidecar proxies the call to that app."""
+class MetadataInterceptor(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,
+                          grpc.StreamUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):
+    """Adds fixed metadata to every call: the sidecar's API token, or `dapr-app-id` so the
+    sidecar proxies the call to that app."""
 
-    def __init__(self, app_id: str):
-        self._metadata = (("dapr-app-id", app_id),)
+    def __init__(self, *pairs: tuple[str, str]):
+        self._metadata = tuple(pairs)
 
     def _details(self, details):
         return details._replace(metadata=tuple(details.metadata or ()) + self._metadata)
@@ -166,3 +174,9 @@ class AppIdInterceptor(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientI
 
     def intercept_unary_stream(self, continuation, details, request):
         return continuation(self._details(details), request)
+
+    def intercept_stream_unary(self, continuation, details, requests):
+        return continuation(self._details(details), requests)
+
+    def intercept_stream_stream(self, continuation, details, requests):
+        return continuation(self._details(details), requests)

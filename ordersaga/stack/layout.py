@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import secrets
 import socket
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -104,6 +105,10 @@ class StackState:
     run_dir: Path
     ports: Ports
     dapr_version: str = ""
+    # Sidecars refuse API calls without `api_token`; apps refuse calls without `app_token`
+    # (daprd adds it to what it forwards). Generated once per run directory.
+    api_token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    app_token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     processes: dict[str, ProcessRecord] = field(default_factory=dict)
 
     @property
@@ -114,10 +119,15 @@ class StackState:
         data = {
             "ports": asdict(self.ports),
             "dapr_version": self.dapr_version,
+            "api_token": self.api_token,
+            "app_token": self.app_token,
             "processes": {name: rec.to_json() for name, rec in self.processes.items()},
         }
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=2))
+        tmp.unlink(missing_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # it holds the tokens
+        with os.fdopen(fd, "w") as out:
+            out.write(json.dumps(data, indent=2))
         tmp.replace(self.path)
 
     @classmethod
@@ -130,5 +140,7 @@ class StackState:
             run_dir=run_dir,
             ports=Ports.from_json(data["ports"]),
             dapr_version=data.get("dapr_version", ""),
+            api_token=data["api_token"],
+            app_token=data["app_token"],
             processes={n: ProcessRecord(**r) for n, r in data.get("processes", {}).items()},
         )

@@ -160,6 +160,7 @@ class Stack:
         p = state.ports
         run = self.run_dir
         base_env = {k: v for k, v in os.environ.items() if not k.startswith(("DAPR_", "APP_"))}
+        tokens = {"DAPR_API_TOKEN": state.api_token, "APP_API_TOKEN": state.app_token}
         nats_conf = run / "data" / "nats.conf"
         nats_url = f"nats://{HOST}:{p.nats}"
         specs = [
@@ -220,6 +221,7 @@ class Stack:
             app_env = dict(
                 base_env,
                 **self.extra_env,
+                **tokens,
                 APP_PORT=str(ap.app_grpc),
                 DAPR_RUNTIME_HOST=HOST,
                 DAPR_GRPC_PORT=str(ap.dapr_grpc),
@@ -259,7 +261,7 @@ class Stack:
                         "--enable-metrics=false",
                         "--log-level=info",
                     ],
-                    env=dict(base_env, DAPR_HOST_IP=HOST, ORDERSAGA_NATS_URL=nats_url),
+                    env=dict(base_env, **tokens, DAPR_HOST_IP=HOST, ORDERSAGA_NATS_URL=nats_url),
                     ports=[ap.dapr_grpc, ap.dapr_http, ap.dapr_internal_grpc],
                     healthy=lambda port=ap.dapr_http: _http_ok(f"http://{HOST}:{port}/v1.0/healthz"),
                     kind="sidecar",

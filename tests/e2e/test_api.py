@@ -14,9 +14,11 @@ SERVICE = "orders.v1.OrderService"
 @pytest.fixture()
 def api(stack) -> ReflectionClient:
     """Calls through a sidecar that is not order-service's: Dapr proxies by `dapr-app-id`."""
-    ports = stack.state().ports.apps
-    return ReflectionClient(f"127.0.0.1:{ports['order-service'].app_grpc}",
-                            call_target=f"127.0.0.1:{ports['payment-service'].dapr_grpc}", app_id="order-service")
+    state = stack.state()
+    ports = state.ports.apps
+    return ReflectionClient(f"127.0.0.1:{ports['order-service'].app_grpc}", state.app_token,
+                            call_target=f"127.0.0.1:{ports['payment-service'].dapr_grpc}",
+                            call_token=state.api_token, app_id="order-service")
 
 
 def order(order_id, customer, *items):
@@ -108,7 +110,8 @@ def test_cancel_after_completion_is_a_failed_precondition(api, saga, ids):
 
 
 def test_the_api_is_also_served_directly(stack, saga, ids):
-    direct = ReflectionClient(f"127.0.0.1:{stack.state().ports.apps['order-service'].app_grpc}")
+    state = stack.state()
+    direct = ReflectionClient(f"127.0.0.1:{state.ports.apps['order-service'].app_grpc}", state.app_token)
     assert SERVICE in direct.services()
     with pytest.raises(grpc.RpcError) as missing:
         direct.call(f"{SERVICE}/GetOrder", {"order_id": ids("o")})

@@ -11,17 +11,23 @@ import grpc
 from google.protobuf import descriptor_pool, json_format, message_factory
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
-from ordersaga.client import AppIdInterceptor
+from ordersaga.client import MetadataInterceptor
 
 
 class ReflectionClient:
-    def __init__(self, reflection_target: str, call_target: str | None = None, app_id: str | None = None):
-        self._db = ProtoReflectionDescriptorDatabase(grpc.insecure_channel(reflection_target))
+    def __init__(self, reflection_target: str, reflection_token: str, call_target: str | None = None,
+                 call_token: str | None = None, app_id: str | None = None):
+        """`*_token`: the `dapr-api-token` each target wants (the app token for an app's port,
+        the API token for a sidecar)."""
+        reflection = grpc.intercept_channel(grpc.insecure_channel(reflection_target),
+                                            MetadataInterceptor(("dapr-api-token", reflection_token)))
+        self._db = ProtoReflectionDescriptorDatabase(reflection)
         self._pool = descriptor_pool.DescriptorPool(self._db)
-        channel = grpc.insecure_channel(call_target or reflection_target)
+        metadata = [("dapr-api-token", call_token or reflection_token)]
         if app_id:
-            channel = grpc.intercept_channel(channel, AppIdInterceptor(app_id))
-        self.channel = channel
+            metadata.append(("dapr-app-id", app_id))
+        self.channel = grpc.intercept_channel(grpc.insecure_channel(call_target or reflection_target),
+                                              MetadataInterceptor(*metadata))
 
     def services(self) -> list[str]:
         return list(self._db.get_services())
