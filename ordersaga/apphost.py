@@ -44,15 +44,20 @@ def configure_logging(app_id: str) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+# Open without the app token: health probes, and the subscription list, which daprd 1.18.3
+# asks for without adding the token (it adds it to the event deliveries themselves).
+_OPEN_METHODS = ("/grpc.health.v1.Health/", "/dapr.proto.runtime.v1.AppCallback/ListTopicSubscriptions")
+
+
 class AppTokenGuard(grpc.ServerInterceptor):
     """Refuses every call without the app token (`dapr-api-token` = APP_API_TOKEN), which
-    daprd adds to whatever it forwards; only grpc.health.v1 stays open, for probes."""
+    daprd adds to what it forwards to the app; see _OPEN_METHODS for the exceptions."""
 
     def __init__(self, token: str):
         self._token = token
 
     def intercept_service(self, continuation, handler_call_details):
-        if handler_call_details.method.startswith(f"/{health.SERVICE_NAME}/"):
+        if handler_call_details.method.startswith(_OPEN_METHODS):
             return continuation(handler_call_details)
         metadata = dict(handler_call_details.invocation_metadata or ())
         if hmac.compare_digest(metadata.get("dapr-api-token", ""), self._token):

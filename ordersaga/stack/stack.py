@@ -311,17 +311,17 @@ class Stack:
     def _reassign_busy_ports(
         self, state: StackState, specs: list[ProcessSpec], missing: list[ProcessSpec], running: set[str]
     ) -> None:
-        """A stopped stack holds no ports, so another stack may have taken some meanwhile."""
+        """A stopped stack holds no ports, so another stack may have taken some meanwhile.
+
+        Only on a cold start: a process restarted beside running ones must come back on its
+        own ports (the others point at them), and its old connections may still linger there.
+        """
+        if running:
+            return
         taken = {port for spec in specs for port in spec.ports}
         busy = [port for spec in missing for port in spec.ports if not port_free(port)]
         if not busy:
             return
-        if running:
-            # Sidecars of running apps point at these ports: reassigning would strand them.
-            raise StackError(
-                f"ports {busy} needed to restart part of the stack are in use by another program; "
-                "run `ordersaga down` and `ordersaga up` to start afresh on new ports"
-            )
         replace = {port: free_port(taken) for port in busy}
         p = state.ports
         for name in list(vars(p)):
