@@ -48,6 +48,15 @@ TECHNICAL_RETRY = wf.RetryPolicy(
     max_retry_interval=timedelta(seconds=5),
 )
 
+# Bookkeeping (the actor's timeline, lifecycle events) must outlast a sidecar or broker restart:
+# retried for minutes rather than seconds.
+BOOKKEEPING_RETRY = wf.RetryPolicy(
+    first_retry_interval=timedelta(seconds=1),
+    max_number_of_attempts=12,
+    backoff_coefficient=2.0,
+    max_retry_interval=timedelta(seconds=30),
+)
+
 log = logging.getLogger("order_service.saga")
 _GRPC_DETAILS = re.compile(r'details = "([^"]*)"')
 
@@ -58,7 +67,7 @@ def order_saga(ctx: wf.DaprWorkflowContext, saga_input: SagaInput):
     lines = [StockLine(order_id=order.order_id, sku=i.sku, quantity=i.quantity) for i in order.items]
     payment = PaymentCall(order_id=order.order_id, customer_id=order.customer_id, amount_cents=order.total_cents)
 
-    yield saga.publish("placed")
+    yield from saga.publish("placed")
 
     # 1. Reserve every line and hold the payment, in parallel.
     yield saga.enter(OrderStatus.RESERVING, "reserve")
@@ -75,7 +84,7 @@ def order_saga(ctx: wf.DaprWorkflowContext, saga_input: SagaInput):
         gate = yield saga.enter(OrderStatus.AWAITING_APPROVAL, "approval")
         if Gate.model_validate(gate).cancel_requested:
             return (yield from saga.cancel())
-        yield saga.publish("approval_requested", status=OrderStatus.AWAITING_APPROVAL)
+        yield from saga.publish("approval_requested", status=OrderStatus.AWAITING_APPROVAL)
         outcome = yield from saga.wait_for_approval()
         if outcome == "cancelled":
             return (yield from saga.cancel())
@@ -143,16 +152,21 @@ class Saga:
         self.log(step, outcome, detail)
         entry = StepRecord(order_id=self.order.order_id, step=step, outcome=outcome, detail=detail,
                            key=f"{step}:{outcome}", status=status, reason=reason, tracking_number=tracking_number)
-        return self.ctx.call_activity("record_step", input=entry, retry_policy=TECHNICAL_RETRY)
+        return self.ctx.call_activity("record_step", input=entry, retry_policy=BOOKKEEPING_RETRY)
 
     def enter(self, status: OrderStatus, step: str):
         """Move the order to `status`; the actor answers whether a cancel came first (a Gate)."""
         return self.record(step, "STARTED", status=status)
 
     def publish(self, event_type: str, *, status: str = "", reason: str = "", detail: str = ""):
+        """Publish a lifecycle event. A broker that stays away for minutes must not fail the
+        order: the miss is recorded on the timeline instead (use with `yield from`)."""
         event = LifecycleEvent(order_id=self.order.order_id, type=event_type, status=status or event_type.upper(),
                                reason=reason, detail=detail, total_cents=self.order.total_cents)
-        return self.ctx.call_activity("publish_event", input=event, retry_policy=TECHNICAL_RETRY)
+        try:
+            yield self.ctx.call_activity("publish_event", input=event, retry_policy=BOOKKEEPING_RETRY)
+        except wf.TaskFailedError as error:
+            yield self.record(f"event {event_type}", "UNPUBLISHED", detail=_short(error))
 
     # ---- running steps ----------------------------------------------------------------------
 
@@ -200,7 +214,7 @@ class Saga:
     def complete(self, tracking_number: str):
         yield self.record("complete", "COMPLETED", status=OrderStatus.COMPLETED, detail=tracking_number,
                           tracking_number=tracking_number)
-        yield self.publish("completed", detail=tracking_number)
+        yield from self.publish("completed", detail=tracking_number)
         return OrderStatus.COMPLETED.value
 
     def fail(self, reason: FailureReason):
@@ -211,7 +225,7 @@ class Saga:
 
     def needs_attention(self, detail: str):
         yield self.record("attention", "NEEDED", status=OrderStatus.NEEDS_ATTENTION, detail=detail)
-        yield self.publish("needs_attention", detail=detail)
+        yield from self.publish("needs_attention", detail=detail)
         return OrderStatus.NEEDS_ATTENTION.value
 
     def _unwind(self, final: OrderStatus, reason: str):
@@ -226,7 +240,7 @@ class Saga:
         if stuck:
             return (yield from self.needs_attention(f"could not undo: {', '.join(stuck)} (after {reason or 'cancel'})"))
         yield self.record("finish", final.value, status=final, reason=reason)
-        yield self.publish(final.value.lower(), status=final.value, reason=reason)
+        yield from self.publish(final.value.lower(), status=final.value, reason=reason)
         return final.value
 
 

@@ -149,9 +149,10 @@ class SagaClient:
         return stub.GetShipment(ship_pb.ShipmentRef(idempotency_key=f"{order_id}:ship"), **self._to("shipping-service"))
 
     def set_faults(self, app_id: str, error_rate: float = 0.0, delay_seconds: float = 0.0,
-                   methods: tuple[str, ...] = ()) -> faults_pb2.FaultSettings:
+                   methods: tuple[str, ...] = (), delay_after_seconds: float = 0.0) -> faults_pb2.FaultSettings:
         stub = faults_pb2_grpc.FaultsStub(self._channel())
-        settings = faults_pb2.FaultSettings(error_rate=error_rate, delay_seconds=delay_seconds, methods=list(methods))
+        settings = faults_pb2.FaultSettings(error_rate=error_rate, delay_seconds=delay_seconds, methods=list(methods),
+                                            delay_after_seconds=delay_after_seconds)
         return stub.Set(settings, **self._to(app_id))
 
     def clear_faults(self, app_id: str) -> faults_pb2.FaultSettings:

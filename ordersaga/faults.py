@@ -33,8 +33,8 @@ class FaultInjector(grpc.ServerInterceptor, faults_pb2_grpc.FaultsServicer):
     def Set(self, request: faults_pb2.FaultSettings, context) -> faults_pb2.FaultSettings:
         if not 0.0 <= request.error_rate <= 1.0:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "error_rate must be between 0 and 1")
-        if not 0.0 <= request.delay_seconds <= 3600:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "delay_seconds must be between 0 and 3600")
+        if not (0.0 <= request.delay_seconds <= 3600 and 0.0 <= request.delay_after_seconds <= 3600):
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "delays must be between 0 and 3600 seconds")
         known = {m.rsplit("/", 1)[-1] for m in self._methods}
         unknown = sorted(set(request.methods) - known)
         if unknown:
@@ -68,6 +68,7 @@ class FaultInjector(grpc.ServerInterceptor, faults_pb2_grpc.FaultsServicer):
             with self._lock:
                 targeted = not self._settings.methods or name in self._settings.methods
                 error_rate, delay = self._settings.error_rate, self._settings.delay_seconds
+                delay_after = self._settings.delay_after_seconds
             if not targeted:
                 return inner(request, context)
             if delay:
@@ -75,7 +76,10 @@ class FaultInjector(grpc.ServerInterceptor, faults_pb2_grpc.FaultsServicer):
             if error_rate and self._random.random() < error_rate:
                 log.warning("injected fault on %s", method)
                 context.abort(grpc.StatusCode.UNAVAILABLE, f"injected fault on {method}")
-            return inner(request, context)
+            reply = inner(request, context)
+            if delay_after:  # the work is done and stored; the caller has not heard yet
+                time.sleep(delay_after)
+            return reply
 
         return grpc.unary_unary_rpc_method_handler(
             with_faults,

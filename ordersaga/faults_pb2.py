@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16ordersaga/faults.proto\x12\x13ordersaga.faults.v1\"K\n\rFaultSettings\x12\x12\n\nerror_rate\x18\x01 \x01(\x01\x12\x15\n\rdelay_seconds\x18\x02 \x01(\x01\x12\x0f\n\x07methods\x18\x03 \x03(\t\"\x12\n\x10GetFaultsRequest2\xa9\x01\n\x06\x46\x61ults\x12M\n\x03Set\x12\".ordersaga.faults.v1.FaultSettings\x1a\".ordersaga.faults.v1.FaultSettings\x12P\n\x03Get\x12%.ordersaga.faults.v1.GetFaultsRequest\x1a\".ordersaga.faults.v1.FaultSettingsb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16ordersaga/faults.proto\x12\x13ordersaga.faults.v1\"h\n\rFaultSettings\x12\x12\n\nerror_rate\x18\x01 \x01(\x01\x12\x15\n\rdelay_seconds\x18\x02 \x01(\x01\x12\x0f\n\x07methods\x18\x03 \x03(\t\x12\x1b\n\x13\x64\x65lay_after_seconds\x18\x04 \x01(\x01\"\x12\n\x10GetFaultsRequest2\xa9\x01\n\x06\x46\x61ults\x12M\n\x03Set\x12\".ordersaga.faults.v1.FaultSettings\x1a\".ordersaga.faults.v1.FaultSettings\x12P\n\x03Get\x12%.ordersaga.faults.v1.GetFaultsRequest\x1a\".ordersaga.faults.v1.FaultSettingsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,9 +32,9 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ordersaga.faults_pb2', _glo
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_FAULTSETTINGS']._serialized_start=47
-  _globals['_FAULTSETTINGS']._serialized_end=122
-  _globals['_GETFAULTSREQUEST']._serialized_start=124
-  _globals['_GETFAULTSREQUEST']._serialized_end=142
-  _globals['_FAULTS']._serialized_start=145
-  _globals['_FAULTS']._serialized_end=314
+  _globals['_FAULTSETTINGS']._serialized_end=151
+  _globals['_GETFAULTSREQUEST']._serialized_start=153
+  _globals['_GETFAULTSREQUEST']._serialized_end=171
+  _globals['_FAULTS']._serialized_start=174
+  _globals['_FAULTS']._serialized_end=343
 # @@protoc_insertion_point(module_scope)

@@ -7,14 +7,16 @@ from typing import ClassVar as _ClassVar, Optional as _Optional
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class FaultSettings(_message.Message):
-    __slots__ = ("error_rate", "delay_seconds", "methods")
+    __slots__ = ("error_rate", "delay_seconds", "methods", "delay_after_seconds")
     ERROR_RATE_FIELD_NUMBER: _ClassVar[int]
     DELAY_SECONDS_FIELD_NUMBER: _ClassVar[int]
     METHODS_FIELD_NUMBER: _ClassVar[int]
+    DELAY_AFTER_SECONDS_FIELD_NUMBER: _ClassVar[int]
     error_rate: float
     delay_seconds: float
     methods: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, error_rate: _Optional[float] = ..., delay_seconds: _Optional[float] = ..., methods: _Optional[_Iterable[str]] = ...) -> None: ...
+    delay_after_seconds: float
+    def __init__(self, error_rate: _Optional[float] = ..., delay_seconds: _Optional[float] = ..., methods: _Optional[_Iterable[str]] = ..., delay_after_seconds: _Optional[float] = ...) -> None: ...
 
 class GetFaultsRequest(_message.Message):
     __slots__ = ()

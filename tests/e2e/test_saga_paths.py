@@ -10,7 +10,7 @@ import pytest
 
 from order_service.topics import EVENTS_TOPIC
 from ordersaga.client import ActorCallError
-from tests.e2e.conftest import APPROVAL_TIMEOUT_S
+from tests.conftest import APPROVAL_TIMEOUT_S
 from tests.helpers.invariants import check_invariants
 from tests.helpers.nats_tap import read_subject
 

@@ -157,3 +157,12 @@ def test_a_cancel_event_interrupts_the_wait_for_approval():
     ctx = FakeContext(world(), events={"cancel": [{"reason": "changed my mind"}]})
     assert run_saga(order_saga, saga_input("a", price=2_000_00), ctx) == "CANCELLED"
     assert undo_calls(ctx) == ["void_payment", "release_stock a"]
+
+
+def test_a_broker_that_stays_away_does_not_fail_the_order():
+    def down(event):
+        raise RuntimeError("nats: no servers available")
+
+    ctx = FakeContext(world(publish_event=down))
+    assert run_saga(order_saga, saga_input("a"), ctx) == "COMPLETED"
+    assert ("event completed", "UNPUBLISHED") in ctx.timeline()
