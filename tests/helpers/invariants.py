@@ -15,8 +15,9 @@ from ordersaga.client import TERMINAL, SagaClient
 
 
 def check_invariants(client: SagaClient, initial_stock: dict[str, int], order_ids: list[str],
-                     captured_before: dict[str, int] | None = None) -> dict[str, dict]:
-    orders = {order_id: client.wait_for_status(order_id, TERMINAL) for order_id in order_ids}
+                     captured_before: dict[str, int] | None = None, bound_s: float = 60) -> dict[str, dict]:
+    """Waits (up to `bound_s` per order) until every order is terminal, then checks."""
+    orders = {order_id: client.wait_for_status(order_id, TERMINAL, timeout=bound_s) for order_id in order_ids}
     sold: collections.Counter[str] = collections.Counter()
     charged: collections.Counter[str] = collections.Counter()
     customers = set()
@@ -28,7 +29,8 @@ def check_invariants(client: SagaClient, initial_stock: dict[str, int], order_id
             for item in request["items"]:
                 sold[item["sku"]] += item["quantity"]
             charged[request["customer_id"]] += sum(i["quantity"] * i["unit_price_cents"] for i in request["items"])
-        assert client.wait_for_saga(order_id) == "COMPLETED", f"saga of {order_id} did not finish cleanly"
+        saga_status = client.wait_for_saga(order_id, timeout=bound_s)
+        assert saga_status == "COMPLETED", f"saga of {order_id} ended {saga_status}, not cleanly"
         saga_state = client.workflow_state(order_id, payloads=True)
         assert json.loads(saga_state.serialized_output) == order["status"], (
             f"{order_id}: actor says {order['status']}, saga returned {saga_state.serialized_output}")
