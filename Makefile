@@ -7,7 +7,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test unit e2e runtime venv up down status protos clean
+.PHONY: demo test unit e2e chaos soak bench runtime venv up down status protos clean
 
 demo: runtime
 	$(PY) -m ordersaga.demo
@@ -20,6 +20,12 @@ unit: venv
 
 e2e: runtime
 	$(PY) -m pytest tests/e2e
+
+chaos: runtime
+	$(PY) -m pytest tests/chaos
+
+soak: runtime
+	$(PY) -m pytest tests/chaos --chaos-soak
 
 runtime: venv
 	$(VENV)/bin/ordersaga runtime
@@ -47,3 +53,6 @@ protos: venv
 
 clean: down
 	rm -rf .ordersaga $(VENV)
+
+bench: runtime
+	$(PY) -m ordersaga.bench

@@ -187,10 +187,24 @@ def build_parser() -> argparse.ArgumentParser:
     faults.add_argument("--method", action="append", help="only this method (repeatable), e.g. CreateShipment")
     faults.add_argument("--clear", action="store_true", help="remove every fault")
     faults.set_defaults(func=with_client(cli_orders.faults))
+
+    bench = sub.add_parser("bench", help="benchmark a stack of its own (see `ordersaga bench --help`)",
+                           add_help=False)
+    bench.add_argument("args", nargs=argparse.REMAINDER)
+    bench.set_defaults(func=lambda args: run_bench(args.args))
     return parser
 
 
+def run_bench(argv: list[str]) -> int:
+    from ordersaga import bench  # its own options and --help
+
+    return bench.main(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["bench"]:
+        return run_bench(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

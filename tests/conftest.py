@@ -36,7 +36,7 @@ def pytest_collection_modifyitems(config, items):
 # even when a test fails, and its processes are tied to the test process, so a pytest killed
 # outright leaves nothing behind either.
 
-APPROVAL_TIMEOUT_S = 20
+APPROVAL_TIMEOUT_S = 60  # longer than a scheduler restart stalls workflows (~25 s)
 ORDER_DEADLINE_S = 12
 
 

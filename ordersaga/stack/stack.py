@@ -228,6 +228,9 @@ class Stack:
                 DAPR_HTTP_PORT=str(ap.dapr_http),
                 ORDERSAGA_APP_ID=app_id,
                 PYTHONUNBUFFERED="1",
+                # How long the SDK keeps reconnecting to a sidecar that went away (default 60 s,
+                # after which the actor host stops serving for good).
+                DAPR_HEALTH_TIMEOUT="900",
             )
             specs.append(
                 ProcessSpec(

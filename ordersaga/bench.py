@@ -1,0 +1,290 @@
+"""`ordersaga bench` / `make bench`: sagas per second, latency, and what each process costs.
+
+It starts a stack of its own in a temporary run directory (so a running demo is untouched),
+places orders through the public gRPC API, and learns of each saga's end from the
+`order-events` topic, read straight from JetStream. Latency is from PlaceOrder sent to the
+terminal lifecycle event published.
+
+Open loop: orders arrive at a fixed rate whatever the system does (steps such as 5, 10, 20, 40
+orders/s), which exposes queueing; closed loop: one order at a time, which gives the floor.
+Per step it prints completed sagas/s, p50/p95/p99 latency, errors, CPU seconds and peak RSS of
+every process, and how much the state stores grew.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import nats
+
+from order_service import orders_pb2 as pb
+from order_service import orders_pb2_grpc as orders_grpc
+from order_service.topics import EVENTS_TOPIC
+from ordersaga.client import SagaClient
+from ordersaga.stack.layout import StackState
+from ordersaga.stack.stack import Stack
+
+TERMINAL_EVENTS = {"completed", "failed", "cancelled", "needs_attention"}
+CLOCK_TICKS = 100  # os.sysconf("SC_CLK_TCK") on Linux
+
+
+@dataclass
+class Scenario:
+    name: str
+    lines: int = 3
+    decline_share: float = 0.0  # orders whose customer has too little credit
+    approval: bool = False  # every order waits for an approval published over pub/sub
+
+
+SCENARIOS = {
+    "no-approval": Scenario("no-approval"),
+    "approval": Scenario("approval", approval=True),
+    "fanout-1": Scenario("fanout-1", lines=1),
+    "fanout-10": Scenario("fanout-10", lines=10),
+    "declines-20": Scenario("declines-20", decline_share=0.2),
+}
+
+
+@dataclass
+class StepResult:
+    label: str
+    offered: int
+    completed: int = 0
+    errors: int = 0
+    latencies: list[float] = field(default_factory=list)
+    elapsed: float = 0.0
+    cpu: dict[str, float] = field(default_factory=dict)
+    rss_mb: dict[str, float] = field(default_factory=dict)
+    store_growth_kb: float = 0.0
+
+    def percentile(self, p: float) -> float:
+        if not self.latencies:
+            return float("nan")
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))] * 1000
+
+
+# ---- process and disk figures ------------------------------------------------------------------
+
+def cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def peak_rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def store_bytes(run_dir: Path) -> int:
+    return sum(p.stat().st_size for p in (run_dir / "data").glob("*.db*"))
+
+
+# ---- load ------------------------------------------------------------------------------------------
+
+class Bench:
+    def __init__(self, state: StackState):
+        self.state = state
+        self.client = SagaClient(state)
+        self.run = uuid.uuid4().hex[:6]
+        self.sku_stock = 10**9
+        self.skus = [f"bench-{self.run}-sku{n}" for n in range(10)]
+        for sku in self.skus:
+            self.client.set_stock(sku, self.sku_stock)
+        self.poor = f"bench-{self.run}-poor"
+        self.client.set_credit(self.poor, 1)
+        self.done: dict[str, tuple[float, str]] = {}  # order id -> (time, event type)
+        self.sent: dict[str, float] = {}
+
+    async def _listen(self, stop: asyncio.Event) -> None:
+        nc = await nats.connect(f"nats://127.0.0.1:{self.state.ports.nats}")
+        js = nc.jetstream()
+
+        async def on_event(msg):
+            data = json.loads(msg.data)["data"]
+            if data["type"] in TERMINAL_EVENTS and data["order_id"] in self.sent:
+                self.done.setdefault(data["order_id"], (time.monotonic(), data["type"]))
+            elif data["type"] == "approval_requested" and data["order_id"] in self.sent:
+                asyncio.get_running_loop().run_in_executor(None, self.client.approve, data["order_id"], "approve",
+                                                           "bench")
+            await msg.ack()
+
+        sub = await js.subscribe(EVENTS_TOPIC, cb=on_event, deliver_policy=nats.js.api.DeliverPolicy.NEW)
+        await stop.wait()
+        await sub.unsubscribe()
+        await nc.close()
+
+    def _order(self, scenario: Scenario, number: int) -> pb.PlaceOrderRequest:
+        order_id = f"b-{self.run}-{scenario.name}-{number}"
+        declined = scenario.decline_share and (number % round(1 / scenario.decline_share) == 0)
+        customer = self.poor if declined else f"bench-{self.run}-c{number % 50}"
+        price = 200_000 if scenario.approval else 100
+        items = [pb.LineItem(sku=self.skus[i % len(self.skus)], quantity=1, unit_price_cents=price)
+                 for i in range(scenario.lines)]
+        return pb.PlaceOrderRequest(order_id=order_id, customer_id=customer, items=items)
+
+    async def step(self, scenario: Scenario, label: str, rate: float | None, count: int,
+                   drain_s: float = 60) -> StepResult:
+        """`rate` orders/s (open loop), or None: one at a time (closed loop)."""
+        port = self.state.ports.apps["order-service"].dapr_grpc
+        metadata = (("dapr-api-token", self.state.api_token), ("dapr-app-id", "order-service"))
+        channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+        stub = orders_grpc.OrderServiceStub(channel)
+        pids = {n: r.pid for n, r in self.state.processes.items()}
+        cpu_before = {n: cpu_seconds(p) for n, p in pids.items()}
+        bytes_before = store_bytes(self.state.run_dir)
+        result = StepResult(label, offered=count)
+        stop = asyncio.Event()
+        listener = asyncio.create_task(self._listen(stop))
+        await asyncio.sleep(0.5)
+        requests = [self._order(scenario, n) for n in range(count)]
+        started = time.monotonic()
+
+        async def place(request):
+            self.sent[request.order_id] = time.monotonic()
+            try:
+                await stub.PlaceOrder(request, metadata=metadata, timeout=30)
+            except grpc.RpcError:
+                result.errors += 1
+
+        if rate is None:
+            for request in requests:
+                await place(request)
+                deadline = time.monotonic() + drain_s
+                while request.order_id not in self.done and time.monotonic() < deadline:
+                    await asyncio.sleep(0.002)
+        else:
+            tasks = []
+            for n, request in enumerate(requests):
+                await asyncio.sleep(max(0.0, started + n / rate - time.monotonic()))
+                tasks.append(asyncio.create_task(place(request)))
+            await asyncio.gather(*tasks)
+            deadline = time.monotonic() + drain_s
+            while time.monotonic() < deadline and not all(r.order_id in self.done for r in requests):
+                await asyncio.sleep(0.05)
+        ends = [self.done[r.order_id][0] for r in requests if r.order_id in self.done]
+        result.elapsed = (max(ends) if ends else time.monotonic()) - started
+        for request in requests:
+            if request.order_id in self.done:
+                result.completed += 1
+                result.latencies.append(self.done[request.order_id][0] - self.sent[request.order_id])
+        stop.set()
+        await listener
+        await channel.close()
+        result.cpu = {n: cpu_seconds(p) - cpu_before[n] for n, p in pids.items()}
+        result.rss_mb = {n: peak_rss_mb(p) for n, p in pids.items()}
+        result.store_growth_kb = (store_bytes(self.state.run_dir) - bytes_before) / 1024
+        return result
+
+
+# ---- report ----------------------------------------------------------------------------------------
+
+def print_step(result: StepResult) -> None:
+    rate = result.completed / result.elapsed if result.elapsed else 0.0
+    per_saga_kb = result.store_growth_kb / max(result.completed, 1)
+    print(f"{result.label:<28} {result.offered:>6} {result.completed:>6} {rate:>8.1f} "
+          f"{result.percentile(50):>8.0f} {result.percentile(95):>8.0f} {result.percentile(99):>8.0f} "
+          f"{result.errors:>6} {sum(result.cpu.values()):>7.1f} {per_saga_kb:>8.1f}", flush=True)
+
+
+def print_processes(result: StepResult) -> None:
+    print(f"    per process, {result.label}: " + ", ".join(
+        f"{name} {result.cpu[name]:.1f}s/{result.rss_mb[name]:.0f}MB" for name in sorted(result.cpu)), flush=True)
+
+
+HEADER = (f"{'step':<28} {'orders':>6} {'done':>6} {'sagas/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
+          f"{'errors':>6} {'cpu s':>7} {'KB/saga':>8}")
+
+
+async def run_bench(bench: Bench, args) -> None:
+    print(HEADER)
+    scenario = SCENARIOS["no-approval"]
+    closed = await bench.step(scenario, "closed loop, 3 lines", None, args.closed_orders)
+    print_step(closed)
+    for rate in args.rates:
+        result = await bench.step(scenario, f"open {rate}/s, 3 lines", rate, int(rate * args.seconds))
+        print_step(result)
+        print_processes(result)
+    if args.quick:
+        return
+    for name in ("fanout-1", "fanout-10", "declines-20", "approval"):
+        rate = args.scenario_rate
+        result = await bench.step(SCENARIOS[name], f"open {rate}/s, {name}", rate, int(rate * args.seconds))
+        print_step(result)
+    if args.parked:
+        await park(bench, args.parked)
+
+
+async def park(bench: Bench, count: int) -> None:
+    """Place `count` orders that wait for approval and leave them parked; report the cost."""
+    port = bench.state.ports.apps["order-service"].dapr_grpc
+    metadata = (("dapr-api-token", bench.state.api_token), ("dapr-app-id", "order-service"))
+    stub = orders_grpc.OrderServiceStub(grpc.aio.insecure_channel(f"127.0.0.1:{port}"))
+    pids = {n: r.pid for n, r in bench.state.processes.items()}
+    cpu_before = {n: cpu_seconds(p) for n, p in pids.items()}
+    errors = 0
+    started = time.monotonic()
+    semaphore = asyncio.Semaphore(32)
+
+    async def place(n):
+        nonlocal errors
+        request = pb.PlaceOrderRequest(order_id=f"park-{bench.run}-{n}", customer_id=f"park-{n % 100}",
+                                       items=[pb.LineItem(sku=bench.skus[0], quantity=1, unit_price_cents=200_000)])
+        async with semaphore:
+            try:
+                await stub.PlaceOrder(request, metadata=metadata, timeout=60)
+            except grpc.RpcError:
+                errors += 1
+        if n and n % 1000 == 0:
+            print(f"    parked {n} orders in {time.monotonic() - started:.0f}s", flush=True)
+
+    await asyncio.gather(*(place(n) for n in range(count)))
+    placed_s = time.monotonic() - started
+    idle_cpu = {n: cpu_seconds(p) for n, p in pids.items()}
+    await asyncio.sleep(30)
+    idle = {n: cpu_seconds(p) - idle_cpu[n] for n, p in pids.items()}
+    print(f"parked {count} orders in {placed_s:.0f}s ({count / placed_s:.0f}/s), {errors} errors; "
+          f"then 30 s idle: cpu {sum(idle.values()):.1f}s")
+    print("    per process: " + ", ".join(
+        f"{n} {cpu_seconds(p) - cpu_before[n]:.0f}s/{peak_rss_mb(p):.0f}MB" for n, p in sorted(pids.items())))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ordersaga bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rates", type=float, nargs="+", default=[5, 10, 20, 40, 80])
+    parser.add_argument("--seconds", type=float, default=15, help="length of each open-loop step")
+    parser.add_argument("--closed-orders", type=int, default=50)
+    parser.add_argument("--scenario-rate", type=float, default=10)
+    parser.add_argument("--parked", type=int, default=10_000, help="orders left waiting for approval (0: skip)")
+    parser.add_argument("--quick", action="store_true", help="closed loop and the rate steps only")
+    args = parser.parse_args(argv)
+    run_dir = Path(tempfile.mkdtemp(prefix="ordersaga-bench-")) / ".ordersaga"
+    stack = Stack(run_dir, tie_to_parent=True, log=lambda m: print(m, file=sys.stderr, flush=True),
+                  extra_env={"ORDERSAGA_APPROVAL_THRESHOLD": "1000"})
+    try:
+        stack.up()
+        asyncio.run(run_bench(Bench(stack.state()), args))
+    finally:
+        stack.down()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
