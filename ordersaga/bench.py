@@ -110,6 +110,7 @@ class Bench:
             self.client.set_stock(sku, self.sku_stock)
         self.poor = f"bench-{self.run}-poor"
         self.client.set_credit(self.poor, 1)
+        self.steps = 0
         self.done: dict[str, tuple[float, str]] = {}  # order id -> (time, event type)
         self.sent: dict[str, float] = {}
 
@@ -131,8 +132,8 @@ class Bench:
         await sub.unsubscribe()
         await nc.close()
 
-    def _order(self, scenario: Scenario, number: int) -> pb.PlaceOrderRequest:
-        order_id = f"b-{self.run}-{scenario.name}-{number}"
+    def _order(self, scenario: Scenario, step: int, number: int) -> pb.PlaceOrderRequest:
+        order_id = f"b-{self.run}-{step}-{scenario.name}-{number}"
         declined = scenario.decline_share and (number % round(1 / scenario.decline_share) == 0)
         customer = self.poor if declined else f"bench-{self.run}-c{number % 50}"
         price = 200_000 if scenario.approval else 100
@@ -154,7 +155,8 @@ class Bench:
         stop = asyncio.Event()
         listener = asyncio.create_task(self._listen(stop))
         await asyncio.sleep(0.5)
-        requests = [self._order(scenario, n) for n in range(count)]
+        self.steps += 1
+        requests = [self._order(scenario, self.steps, n) for n in range(count)]
         started = time.monotonic()
 
         async def place(request):
