@@ -25,6 +25,7 @@ from ordersaga.stack.layout import APPS, HOST, Ports, StackState, free_port, por
 from ordersaga.stack.runtime import DaprBinaries, ensure_dapr, project_root
 
 DEFAULT_START_TIMEOUT_S = 90.0
+START_RETRIES = 2
 
 
 class StackError(RuntimeError):
@@ -290,9 +291,18 @@ class Stack:
     def _wait_healthy(self, state: StackState, specs: list[ProcessSpec], timeout: float) -> None:
         deadline = time.monotonic() + timeout
         pending = {s.name: s for s in specs}
+        retries = dict.fromkeys(pending, START_RETRIES)
         while pending:
             for name, spec in list(pending.items()):
                 record = state.processes[name]
+                if not processes.is_running(record) and retries[name] > 0:
+                    # A crash at start-up (seen: a gRPC poller error) gets another chance,
+                    # as a process supervisor would give it; a persistent one is reported.
+                    retries[name] -= 1
+                    self.log(f"  {name} exited during start-up; starting it again")
+                    self._start(state, spec)
+                    state.save()
+                    continue
                 if not processes.is_running(record):
                     raise StackError(
                         f"{name} exited during start-up. Last lines of {record.log}:\n"

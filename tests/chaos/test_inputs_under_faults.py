@@ -22,9 +22,10 @@ def test_approvals_published_many_times_while_order_service_is_down(stack, saga,
     saga.place(order_id, customer, [(sku, 1, LARGE)])
     saga.wait_for_status(order_id, "AWAITING_APPROVAL")
     stack.kill("order-service")
+    # Duplicates only: across sidecars the broker defines no order, so a contrary decision
+    # sent now could legitimately be the first one order-service sees.
     for via in ("inventory-service", "payment-service", "shipping-service") * 3:
         saga.approve(order_id, approver="impatient", via=via)
-    saga.approve(order_id, decision="reject", via="payment-service")  # contrary, after the first
     stack.up(timeout=120)
     order = check_invariants(saga, {sku: 3}, [order_id], bound_s=120)[order_id]
     assert order["status"] == "COMPLETED"
