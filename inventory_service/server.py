@@ -14,6 +14,7 @@ import grpc
 from inventory_service import inventory_pb2 as pb
 from inventory_service import inventory_pb2_grpc as pb_grpc
 from inventory_service.stock import Reservation, Stock
+from ordersaga.apphost import require
 from ordersaga.statestore import OptimisticStore, Write
 
 STORE = "inventory-store"
@@ -41,9 +42,9 @@ class InventoryServicer(pb_grpc.InventoryServiceServicer):
         return stock or Stock(sku=sku, on_hand=0), etag
 
     def Reserve(self, request: pb.ReserveRequest, context) -> pb.ReserveReply:
-        _require(context, request.idempotency_key, "idempotency_key is required")
-        _require(context, request.sku, "sku is required")
-        _require(context, request.quantity > 0, "quantity must be positive")
+        require(context, request.idempotency_key, "idempotency_key is required")
+        require(context, request.sku, "sku is required")
+        require(context, request.quantity > 0, "quantity must be positive")
         key = reservation_key(request.idempotency_key)
 
         def attempt() -> pb.ReserveReply:
@@ -70,7 +71,7 @@ class InventoryServicer(pb_grpc.InventoryServiceServicer):
 
     def Release(self, request: pb.ReservationRef, context) -> pb.StockLevel:
         """Compensation. Unknown key: a tombstone, so a late Reserve with it does nothing."""
-        _require(context, request.idempotency_key, "idempotency_key is required")
+        require(context, request.idempotency_key, "idempotency_key is required")
         key = reservation_key(request.idempotency_key)
 
         def attempt() -> pb.StockLevel:
@@ -94,7 +95,7 @@ class InventoryServicer(pb_grpc.InventoryServiceServicer):
 
     def Commit(self, request: pb.ReservationRef, context) -> pb.StockLevel:
         """The sale: on hand and reserved both drop by the reservation's quantity."""
-        _require(context, request.idempotency_key, "idempotency_key is required")
+        require(context, request.idempotency_key, "idempotency_key is required")
         key = reservation_key(request.idempotency_key)
 
         def attempt() -> pb.StockLevel:
@@ -118,8 +119,8 @@ class InventoryServicer(pb_grpc.InventoryServiceServicer):
         return level
 
     def SetStock(self, request: pb.SetStockRequest, context) -> pb.StockLevel:
-        _require(context, request.sku, "sku is required")
-        _require(context, request.on_hand >= 0, "on_hand must not be negative")
+        require(context, request.sku, "sku is required")
+        require(context, request.on_hand >= 0, "on_hand must not be negative")
 
         def attempt() -> pb.StockLevel:
             stock, etag = self._stock(request.sku)
@@ -130,14 +131,9 @@ class InventoryServicer(pb_grpc.InventoryServiceServicer):
         return self._store.retrying(attempt)
 
     def GetStock(self, request: pb.GetStockRequest, context) -> pb.StockLevel:
-        _require(context, request.sku, "sku is required")
+        require(context, request.sku, "sku is required")
         return _level(self._stock(request.sku)[0])
 
 
 def _reason(reservation: Reservation) -> str:
     return {"rejected": "OUT_OF_STOCK", "released": "RELEASED"}.get(reservation.state, "")
-
-
-def _require(context: grpc.ServicerContext, condition: object, message: str) -> None:
-    if not condition:
-        context.abort(grpc.StatusCode.INVALID_ARGUMENT, message)

@@ -138,7 +138,7 @@ async def _serve(app_id: str, app: App, service_names: list[str], startup: Start
     log.info("%s stopped", app_id)
 
 
-def sidecar_channel() -> grpc.Channel:
-    """A channel to this app's own sidecar, for gRPC service invocation (proxy mode)."""
-    host = os.environ.get("DAPR_RUNTIME_HOST", "127.0.0.1")
-    return grpc.insecure_channel(f"{host}:{os.environ['DAPR_GRPC_PORT']}")
+def require(context: grpc.ServicerContext, condition: object, message: str) -> None:
+    """Refuse a request with INVALID_ARGUMENT (and `message`) unless `condition` holds."""
+    if not condition:
+        context.abort(grpc.StatusCode.INVALID_ARGUMENT, message)

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import logging
 
-import grpc
-
+from ordersaga.apphost import require
 from ordersaga.statestore import OptimisticStore, Write
 from payment_service import payment_pb2 as pb
 from payment_service import payment_pb2_grpc as pb_grpc
@@ -48,9 +47,9 @@ class PaymentServicer(pb_grpc.PaymentServiceServicer):
         return pb.PaymentReply(approved=approved, state=payment.state, reason=reason, credit=_credit(account))
 
     def Authorize(self, request: pb.AuthorizeRequest, context) -> pb.PaymentReply:
-        _require(context, request.idempotency_key, "idempotency_key is required")
-        _require(context, request.customer_id, "customer_id is required")
-        _require(context, request.amount_cents > 0, "amount_cents must be positive")
+        require(context, request.idempotency_key, "idempotency_key is required")
+        require(context, request.customer_id, "customer_id is required")
+        require(context, request.amount_cents > 0, "amount_cents must be positive")
         key = payment_key(request.idempotency_key)
 
         def attempt() -> pb.PaymentReply:
@@ -84,7 +83,7 @@ class PaymentServicer(pb_grpc.PaymentServiceServicer):
 
     def _transition(self, request: pb.PaymentRef, context, moves: dict[str, str], change, tombstone: str | None):
         """Move the payment along `moves`; any other state answers with the stored entry."""
-        _require(context, request.idempotency_key, "idempotency_key is required")
+        require(context, request.idempotency_key, "idempotency_key is required")
         key = payment_key(request.idempotency_key)
 
         def attempt() -> pb.PaymentReply:
@@ -108,8 +107,8 @@ class PaymentServicer(pb_grpc.PaymentServiceServicer):
         return reply
 
     def SetCredit(self, request: pb.SetCreditRequest, context) -> pb.Credit:
-        _require(context, request.customer_id, "customer_id is required")
-        _require(context, request.limit_cents >= 0, "limit_cents must not be negative")
+        require(context, request.customer_id, "customer_id is required")
+        require(context, request.limit_cents >= 0, "limit_cents must not be negative")
 
         def attempt() -> pb.Credit:
             account, etag = self._account(request.customer_id)
@@ -120,10 +119,5 @@ class PaymentServicer(pb_grpc.PaymentServiceServicer):
         return self._store.retrying(attempt)
 
     def GetCredit(self, request: pb.GetCreditRequest, context) -> pb.Credit:
-        _require(context, request.customer_id, "customer_id is required")
+        require(context, request.customer_id, "customer_id is required")
         return _credit(self._account(request.customer_id)[0])
-
-
-def _require(context: grpc.ServicerContext, condition: object, message: str) -> None:
-    if not condition:
-        context.abort(grpc.StatusCode.INVALID_ARGUMENT, message)

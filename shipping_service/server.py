@@ -9,9 +9,9 @@ from __future__ import annotations
 import logging
 import uuid
 
-import grpc
 from pydantic import BaseModel
 
+from ordersaga.apphost import require
 from ordersaga.statestore import OptimisticStore, Write
 from shipping_service import shipping_pb2 as pb
 from shipping_service import shipping_pb2_grpc as pb_grpc
@@ -41,8 +41,8 @@ class ShippingServicer(pb_grpc.ShippingServiceServicer):
         self._store = store
 
     def CreateShipment(self, request: pb.CreateShipmentRequest, context) -> pb.Shipment:
-        _require(context, request.idempotency_key, "idempotency_key is required")
-        _require(context, request.order_id, "order_id is required")
+        require(context, request.idempotency_key, "idempotency_key is required")
+        require(context, request.order_id, "order_id is required")
         key = shipment_key(request.idempotency_key)
 
         def attempt() -> pb.Shipment:
@@ -59,7 +59,7 @@ class ShippingServicer(pb_grpc.ShippingServiceServicer):
         return reply
 
     def CancelShipment(self, request: pb.ShipmentRef, context) -> pb.Shipment:
-        _require(context, request.idempotency_key, "idempotency_key is required")
+        require(context, request.idempotency_key, "idempotency_key is required")
         key = shipment_key(request.idempotency_key)
 
         def attempt() -> pb.Shipment:
@@ -79,10 +79,5 @@ class ShippingServicer(pb_grpc.ShippingServiceServicer):
         return reply
 
     def GetShipment(self, request: pb.ShipmentRef, context) -> pb.Shipment:
-        _require(context, request.idempotency_key, "idempotency_key is required")
+        require(context, request.idempotency_key, "idempotency_key is required")
         return _reply(self._store.read(shipment_key(request.idempotency_key), ShipmentRecord)[0])
-
-
-def _require(context: grpc.ServicerContext, condition: object, message: str) -> None:
-    if not condition:
-        context.abort(grpc.StatusCode.INVALID_ARGUMENT, message)
