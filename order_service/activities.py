@@ -17,11 +17,11 @@ import os
 
 import grpc
 from dapr.actor import ActorId, ActorProxy
-from dapr.aio.clients import DaprClient
 from dapr.ext.workflow import WorkflowActivityContext
 
 from inventory_service import inventory_pb2, inventory_pb2_grpc
 from order_service.actor import ACTOR_TYPE
+from order_service.dapr_clients import dapr_client
 from order_service.messages import Gate, LifecycleEvent, PaymentCall, ShipmentCall, StepRecord, StepResult, StockLine
 from order_service.topics import EVENTS_TOPIC, PUBSUB
 from payment_service import payment_pb2, payment_pb2_grpc
@@ -173,12 +173,11 @@ async def record_step(ctx: WorkflowActivityContext, record: StepRecord) -> Gate:
 async def publish_event(ctx: WorkflowActivityContext, event: LifecycleEvent) -> None:
     """Publish on order-events with a stable CloudEvent id, so consumers (and JetStream's
     duplicate window) drop the copy a retried activity sends."""
-    async with DaprClient() as client:
-        await client.publish_event(
-            PUBSUB, EVENTS_TOPIC, event.model_dump_json(), data_content_type="application/json",
-            publish_metadata={"cloudevent.id": f"{event.order_id}.{event.type}",
-                              "cloudevent.type": f"ordersaga.order.{event.type}"},
-        )
+    await dapr_client().publish_event(
+        PUBSUB, EVENTS_TOPIC, event.model_dump_json(), data_content_type="application/json",
+        publish_metadata={"cloudevent.id": f"{event.order_id}.{event.type}",
+                          "cloudevent.type": f"ordersaga.order.{event.type}"},
+    )
 
 
 # Registered under these names: renaming a Python function must never break replay.

@@ -13,11 +13,11 @@ import logging
 from datetime import datetime, timedelta, timezone
 
 from dapr.actor import Actor, ActorInterface, Remindable, actormethod
-from dapr.aio.clients import DaprClient
 from dapr.ext.workflow.aio import DaprWorkflowClient
 from pydantic import ValidationError
 
 from order_service import index
+from order_service.dapr_clients import dapr_client
 from order_service.decisions import needs_approval
 from order_service.domain import (
     BEFORE_APPROVAL,
@@ -201,11 +201,10 @@ class OrderActor(Actor, OrderActorInterface, Remindable):
             await self._save(order)
         event = LifecycleEvent(order_id=order.order_id, type="overdue", status=order.status,
                                total_cents=order.request.total_cents, detail=f"still {order.status}")
-        async with DaprClient() as client:
-            await client.publish_event(PUBSUB, EVENTS_TOPIC, event.model_dump_json(),
-                                       data_content_type="application/json",
-                                       publish_metadata={"cloudevent.id": f"{order.order_id}.overdue",
-                                                         "cloudevent.type": "ordersaga.order.overdue"})
+        await dapr_client().publish_event(PUBSUB, EVENTS_TOPIC, event.model_dump_json(),
+                                          data_content_type="application/json",
+                                          publish_metadata={"cloudevent.id": f"{order.order_id}.overdue",
+                                                            "cloudevent.type": "ordersaga.order.overdue"})
         log.warning("order=%s step=deadline outcome=EXCEEDED status=%s", order.order_id, order.status)
 
     async def _ensure_saga(self, order: OrderState) -> None:
@@ -226,8 +225,7 @@ class OrderActor(Actor, OrderActorInterface, Remindable):
         """Best effort: the index only serves ListOrders, never the saga."""
         label = order.status.value if order.status.terminal else index.IN_FLIGHT
         try:
-            async with DaprClient() as client:
-                await index.note(client, order.order_id, label)
+            await index.note(dapr_client(), order.order_id, label)
         except Exception as error:  # noqa: BLE001
             log.warning("order=%s step=index outcome=FAILED detail=%s", order.order_id, error)
 
