@@ -53,6 +53,7 @@ class Stack:
 
     def __post_init__(self) -> None:
         self.run_dir = self.run_dir.resolve()
+        # Popen handles of the processes this object started: kept so they are reaped, not leaked.
         self._children: dict[str, object] = {}
 
     # ---- public operations -------------------------------------------------------------
