@@ -9,7 +9,6 @@ so Dapr's name resolution, resiliency policies and access control apply.
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import json
 import logging
@@ -21,7 +20,7 @@ from dapr.ext.workflow import WorkflowActivityContext
 
 from inventory_service import inventory_pb2, inventory_pb2_grpc
 from order_service.actor import ACTOR_TYPE
-from order_service.dapr_clients import dapr_client
+from order_service.dapr_clients import dapr_client, sidecar_channel
 from order_service.messages import Gate, LifecycleEvent, PaymentCall, ShipmentCall, StepRecord, StepResult, StockLine
 from order_service.topics import EVENTS_TOPIC, PUBSUB
 from payment_service import payment_pb2, payment_pb2_grpc
@@ -31,16 +30,6 @@ log = logging.getLogger("order_service.activities")
 
 _CALL_TIMEOUT_S = 10.0
 _attempts: collections.Counter[str] = collections.Counter()  # per idempotency key, this process
-_channels: dict[int, grpc.aio.Channel] = {}
-
-
-def _sidecar() -> grpc.aio.Channel:
-    """One aio channel to our own sidecar per event loop (aio channels are loop-bound)."""
-    loop_id = id(asyncio.get_running_loop())
-    if loop_id not in _channels:
-        host = os.environ.get("DAPR_RUNTIME_HOST", "127.0.0.1")
-        _channels[loop_id] = grpc.aio.insecure_channel(f"{host}:{os.environ['DAPR_GRPC_PORT']}")
-    return _channels[loop_id]
 
 
 def _to(app_id: str) -> dict:
@@ -71,7 +60,7 @@ async def _guarded(order_id: str, step: str, key: str, call):
 # ---- inventory -------------------------------------------------------------------------------
 
 def _inventory() -> inventory_pb2_grpc.InventoryServiceStub:
-    return inventory_pb2_grpc.InventoryServiceStub(_sidecar())
+    return inventory_pb2_grpc.InventoryServiceStub(sidecar_channel())
 
 
 async def reserve_stock(ctx: WorkflowActivityContext, line: StockLine) -> StepResult:
@@ -101,7 +90,7 @@ async def commit_stock(ctx: WorkflowActivityContext, line: StockLine) -> StepRes
 # ---- payment ---------------------------------------------------------------------------------
 
 def _payments() -> payment_pb2_grpc.PaymentServiceStub:
-    return payment_pb2_grpc.PaymentServiceStub(_sidecar())
+    return payment_pb2_grpc.PaymentServiceStub(sidecar_channel())
 
 
 async def authorize_payment(ctx: WorkflowActivityContext, payment: PaymentCall) -> StepResult:
@@ -140,7 +129,7 @@ async def refund_payment(ctx: WorkflowActivityContext, payment: PaymentCall) -> 
 # ---- shipping --------------------------------------------------------------------------------
 
 def _shipping() -> shipping_pb2_grpc.ShippingServiceStub:
-    return shipping_pb2_grpc.ShippingServiceStub(_sidecar())
+    return shipping_pb2_grpc.ShippingServiceStub(sidecar_channel())
 
 
 async def create_shipment(ctx: WorkflowActivityContext, shipment: ShipmentCall) -> StepResult:

@@ -1,18 +1,33 @@
-"""One aio DaprClient per event loop, reused: creating a client opens a channel and first
-waits for the sidecar's health endpoint, which is too much work to repeat for every event."""
+"""Per-event-loop Dapr connections, reused: aio channels and clients are bound to the loop that
+created them, and creating a client also waits for the sidecar's health endpoint, which is too
+much work to repeat for every activity or event."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+from typing import Callable, TypeVar
 
+import grpc
 from dapr.aio.clients import DaprClient
 
-_clients: dict[int, DaprClient] = {}
+T = TypeVar("T")
+_cache: dict[tuple[str, int], object] = {}
+
+
+def _per_loop(kind: str, create: Callable[[], T]) -> T:
+    key = (kind, id(asyncio.get_running_loop()))
+    if key not in _cache:
+        _cache[key] = create()
+    return _cache[key]  # type: ignore[return-value]
 
 
 def dapr_client() -> DaprClient:
-    """The client of the running event loop (aio channels are bound to their loop)."""
-    loop_id = id(asyncio.get_running_loop())
-    if loop_id not in _clients:
-        _clients[loop_id] = DaprClient()
-    return _clients[loop_id]
+    """The Dapr client of the running event loop."""
+    return _per_loop("client", DaprClient)
+
+
+def sidecar_channel() -> grpc.aio.Channel:
+    """A channel to our own sidecar, for gRPC service invocation (`dapr-app-id` metadata)."""
+    host = os.environ.get("DAPR_RUNTIME_HOST", "127.0.0.1")
+    return _per_loop("channel", lambda: grpc.aio.insecure_channel(f"{host}:{os.environ['DAPR_GRPC_PORT']}"))
