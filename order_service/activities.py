@@ -2,9 +2,11 @@
 
 Activities run at least once, so every call carries a business idempotency key (order_id:step)
 and the callee stores its result under that key. Business answers (out of stock, declined)
-come back as results; only technical failures raise, which is what the saga's retry policy
-retries. Service calls go through our own sidecar with `dapr-app-id` metadata (gRPC proxying),
-so Dapr's name resolution, resiliency policies and access control apply.
+come back as results, and so does a call that outlives its step timeout (the gRPC deadline):
+its outcome is unknown, which the saga compensates. Only technical failures raise, which is
+what the saga's retry policy retries. Service calls go through our own sidecar with
+`dapr-app-id` metadata (gRPC proxying), so Dapr's name resolution, resiliency policies and
+access control apply.
 """
 
 from __future__ import annotations
@@ -15,28 +17,24 @@ import logging
 import os
 
 import grpc
-from dapr.actor import ActorId, ActorProxy
 from dapr.ext.workflow import WorkflowActivityContext
+from dapr.proto import api_service_v1, api_v1
 
 from inventory_service import inventory_pb2, inventory_pb2_grpc
 from order_service.actor import ACTOR_TYPE
 from order_service.dapr_clients import dapr_client, sidecar_channel
-from order_service.messages import Gate, LifecycleEvent, PaymentCall, ShipmentCall, StepRecord, StepResult, StockLine
+from order_service.messages import Gate, LifecycleEvent, OrderUpdate, PaymentCall, ShipmentCall, StepResult, StockLine
 from order_service.topics import EVENTS_TOPIC, PUBSUB
 from payment_service import payment_pb2, payment_pb2_grpc
 from shipping_service import shipping_pb2, shipping_pb2_grpc
 
 log = logging.getLogger("order_service.activities")
 
-_CALL_TIMEOUT_S = 10.0
 _attempts: collections.Counter[str] = collections.Counter()  # per idempotency key, this process
 
 
-def _to(app_id: str) -> dict:
-    metadata = [("dapr-app-id", app_id)]
-    if os.environ.get("DAPR_API_TOKEN"):
-        metadata.append(("dapr-api-token", os.environ["DAPR_API_TOKEN"]))
-    return {"metadata": tuple(metadata), "timeout": _CALL_TIMEOUT_S}
+def _to(app_id: str, deadline_s: float) -> dict:
+    return {"metadata": (("dapr-app-id", app_id),) + _token(), "timeout": deadline_s}
 
 
 def _logged(order_id: str, step: str, key: str, result: StepResult) -> StepResult:
@@ -47,10 +45,14 @@ def _logged(order_id: str, step: str, key: str, result: StepResult) -> StepResul
 
 
 async def _guarded(order_id: str, step: str, key: str, call):
-    """Log a technical failure with its attempt number, then let it raise (the saga retries)."""
+    """Log a technical failure with its attempt number, then let it raise (the saga retries).
+    A call past its deadline is not retried: it may have happened, so it is an unknown outcome."""
     try:
         return _logged(order_id, step, key, await call)
     except grpc.RpcError as error:
+        if error.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+            return _logged(order_id, step, key, StepResult(ok=False, unknown=True, reason="TIMEOUT",
+                                                           detail="no answer within the step timeout"))
         _attempts[key] += 1
         log.warning("order=%s step=%s attempt=%d outcome=error detail=%s", order_id, step, _attempts[key],
                     f"{error.code().name}: {error.details()}")
@@ -66,7 +68,8 @@ def _inventory() -> inventory_pb2_grpc.InventoryServiceStub:
 async def reserve_stock(ctx: WorkflowActivityContext, line: StockLine) -> StepResult:
     async def call():
         reply = await _inventory().Reserve(inventory_pb2.ReserveRequest(
-            idempotency_key=line.idempotency_key, sku=line.sku, quantity=line.quantity), **_to("inventory-service"))
+            idempotency_key=line.idempotency_key, sku=line.sku, quantity=line.quantity),
+            **_to("inventory-service", line.deadline_s))
         return StepResult(ok=reply.reserved, reason=reply.reason)
     return await _guarded(line.order_id, f"reserve {line.sku}", line.idempotency_key, call())
 
@@ -74,7 +77,7 @@ async def reserve_stock(ctx: WorkflowActivityContext, line: StockLine) -> StepRe
 async def release_stock(ctx: WorkflowActivityContext, line: StockLine) -> StepResult:
     async def call():
         await _inventory().Release(inventory_pb2.ReservationRef(idempotency_key=line.idempotency_key),
-                                   **_to("inventory-service"))
+                                   **_to("inventory-service", line.deadline_s))
         return StepResult(ok=True)
     return await _guarded(line.order_id, f"release {line.sku}", line.idempotency_key + ":release", call())
 
@@ -82,7 +85,7 @@ async def release_stock(ctx: WorkflowActivityContext, line: StockLine) -> StepRe
 async def commit_stock(ctx: WorkflowActivityContext, line: StockLine) -> StepResult:
     async def call():
         await _inventory().Commit(inventory_pb2.ReservationRef(idempotency_key=line.idempotency_key),
-                                  **_to("inventory-service"))
+                                  **_to("inventory-service", line.deadline_s))
         return StepResult(ok=True)
     return await _guarded(line.order_id, f"commit {line.sku}", line.idempotency_key + ":commit", call())
 
@@ -97,7 +100,7 @@ async def authorize_payment(ctx: WorkflowActivityContext, payment: PaymentCall) 
     async def call():
         reply = await _payments().Authorize(payment_pb2.AuthorizeRequest(
             idempotency_key=payment.idempotency_key, customer_id=payment.customer_id,
-            amount_cents=payment.amount_cents), **_to("payment-service"))
+            amount_cents=payment.amount_cents), **_to("payment-service", payment.deadline_s))
         return StepResult(ok=reply.approved, reason=reply.reason or ("" if reply.approved else reply.state))
     return await _guarded(payment.order_id, "authorize", payment.idempotency_key, call())
 
@@ -105,7 +108,7 @@ async def authorize_payment(ctx: WorkflowActivityContext, payment: PaymentCall) 
 async def capture_payment(ctx: WorkflowActivityContext, payment: PaymentCall) -> StepResult:
     async def call():
         reply = await _payments().Capture(payment_pb2.PaymentRef(idempotency_key=payment.idempotency_key),
-                                          **_to("payment-service"))
+                                          **_to("payment-service", payment.deadline_s))
         return StepResult(ok=reply.state == "CAPTURED", reason="" if reply.state == "CAPTURED" else reply.state)
     return await _guarded(payment.order_id, "capture", payment.idempotency_key + ":capture", call())
 
@@ -113,7 +116,7 @@ async def capture_payment(ctx: WorkflowActivityContext, payment: PaymentCall) ->
 async def void_payment(ctx: WorkflowActivityContext, payment: PaymentCall) -> StepResult:
     async def call():
         await _payments().Void(payment_pb2.PaymentRef(idempotency_key=payment.idempotency_key),
-                               **_to("payment-service"))
+                               **_to("payment-service", payment.deadline_s))
         return StepResult(ok=True)
     return await _guarded(payment.order_id, "void", payment.idempotency_key + ":void", call())
 
@@ -121,7 +124,7 @@ async def void_payment(ctx: WorkflowActivityContext, payment: PaymentCall) -> St
 async def refund_payment(ctx: WorkflowActivityContext, payment: PaymentCall) -> StepResult:
     async def call():
         await _payments().Refund(payment_pb2.PaymentRef(idempotency_key=payment.idempotency_key),
-                                 **_to("payment-service"))
+                                 **_to("payment-service", payment.deadline_s))
         return StepResult(ok=True)
     return await _guarded(payment.order_id, "refund", payment.idempotency_key + ":refund", call())
 
@@ -136,7 +139,7 @@ async def create_shipment(ctx: WorkflowActivityContext, shipment: ShipmentCall) 
     async def call():
         reply = await _shipping().CreateShipment(shipping_pb2.CreateShipmentRequest(
             idempotency_key=shipment.idempotency_key, order_id=shipment.order_id,
-            customer_id=shipment.customer_id), **_to("shipping-service"))
+            customer_id=shipment.customer_id), **_to("shipping-service", shipment.deadline_s))
         created = reply.state == "CREATED"
         return StepResult(ok=created, reason="" if created else reply.state, detail=reply.tracking_number)
     return await _guarded(shipment.order_id, "ship", shipment.idempotency_key, call())
@@ -145,21 +148,36 @@ async def create_shipment(ctx: WorkflowActivityContext, shipment: ShipmentCall) 
 async def cancel_shipment(ctx: WorkflowActivityContext, shipment: ShipmentCall) -> StepResult:
     async def call():
         await _shipping().CancelShipment(shipping_pb2.ShipmentRef(idempotency_key=shipment.idempotency_key),
-                                         **_to("shipping-service"))
+                                         **_to("shipping-service", shipment.deadline_s))
         return StepResult(ok=True)
     return await _guarded(shipment.order_id, "cancel shipment", shipment.idempotency_key + ":cancel", call())
 
 
 # ---- the order's actor and its events -------------------------------------------------------
 
-async def record_step(ctx: WorkflowActivityContext, record: StepRecord) -> Gate:
-    """Write one timeline entry (and maybe a status) onto the order's actor; idempotent per key."""
-    proxy = ActorProxy.create(ACTOR_TYPE, ActorId(record.order_id))
-    reply = await proxy.invoke_method("record_step", json.dumps(record.model_dump(mode="json")).encode())
-    return Gate.model_validate_json(reply)
+async def update_order(ctx: WorkflowActivityContext, update: OrderUpdate) -> Gate:
+    """Append timeline entries (and maybe a status) on the order's actor in one call, then
+    publish the update's lifecycle event, unless the actor refused the status change. Both
+    halves are idempotent (entry keys, stable event ids), so a retry repeats them safely; a
+    publish that keeps failing raises `EventNotPublished` after the entries are on the actor."""
+    body = json.dumps({"records": [r.model_dump(mode="json") for r in update.records]}).encode()
+    reply = await _dapr().InvokeActor(
+        api_v1.InvokeActorRequest(actor_type=ACTOR_TYPE, actor_id=update.order_id, method="record_steps", data=body),
+        metadata=_token(), timeout=30)
+    gate = Gate.model_validate_json(reply.data)
+    if update.event and not gate.cancel_requested:
+        try:
+            await _publish(update.event)
+        except Exception as error:  # noqa: BLE001 - the broker client raises many kinds
+            raise EventNotPublished(f"{update.event.type}: {error}") from error
+    return gate
 
 
-async def publish_event(ctx: WorkflowActivityContext, event: LifecycleEvent) -> None:
+class EventNotPublished(Exception):
+    """The entries are recorded but the event did not reach the broker (the saga notes it)."""
+
+
+async def _publish(event: LifecycleEvent) -> None:
     """Publish on order-events with a stable CloudEvent id, so consumers (and JetStream's
     duplicate window) drop the copy a retried activity sends."""
     await dapr_client().publish_event(
@@ -167,6 +185,15 @@ async def publish_event(ctx: WorkflowActivityContext, event: LifecycleEvent) -> 
         publish_metadata={"cloudevent.id": f"{event.order_id}.{event.type}",
                           "cloudevent.type": f"ordersaga.order.{event.type}"},
     )
+
+
+def _dapr() -> api_service_v1.DaprStub:
+    return api_service_v1.DaprStub(sidecar_channel())
+
+
+def _token() -> tuple:
+    token = os.environ.get("DAPR_API_TOKEN")
+    return (("dapr-api-token", token),) if token else ()
 
 
 # Registered under these names: renaming a Python function must never break replay.
@@ -180,6 +207,5 @@ ACTIVITIES = {
     "refund_payment": refund_payment,
     "create_shipment": create_shipment,
     "cancel_shipment": cancel_shipment,
-    "record_step": record_step,
-    "publish_event": publish_event,
+    "update_order": update_order,
 }

@@ -2,7 +2,7 @@
 
 It starts the saga workflow and returns: it never awaits the saga (an activity calls back into
 this actor, and an actor serves one turn at a time). Activities record steps through
-`record_step`, idempotent per key because activities run at least once. Because the actor
+`record_steps`, idempotent per key because activities run at least once. Because the actor
 serves one call at a time, it is also the race-free gate for cancels: a cancel is accepted
 only while the order has not entered SHIPPING, and once accepted the saga may not enter it.
 """
@@ -83,8 +83,8 @@ class OrderActorInterface(ActorInterface):
     @actormethod(name="decide")
     async def decide(self, data: dict) -> dict: ...
 
-    @actormethod(name="record_step")
-    async def record_step(self, data: dict) -> dict: ...
+    @actormethod(name="record_steps")
+    async def record_steps(self, data: dict) -> dict: ...
 
 
 class OrderActor(Actor, OrderActorInterface, Remindable):
@@ -165,25 +165,31 @@ class OrderActor(Actor, OrderActorInterface, Remindable):
         await self._save(order)
         return {"outcome": "accepted", "decision": decision}
 
-    async def record_step(self, data: dict) -> dict:
-        """Append a timeline entry once per key; optionally move status and reason with it.
+    async def record_steps(self, data: dict) -> dict:
+        """Append timeline entries, each once per key, in one turn and one state write; an
+        entry with a `status` moves the order's status (and reason) with it.
 
         Answers the saga whether a cancel was accepted: entering an in-flight status is then
         refused, so the saga unwinds instead of charging or shipping.
         """
         order = await self._require()
-        status = OrderStatus(data["status"]) if data.get("status") else None
-        if order.cancel_requested and status in CANCELLABLE | {OrderStatus.SHIPPING}:
-            return {"cancel_requested": True}
-        key = data.get("key") or ""
-        if not (key and any(e.key == key for e in order.timeline)):
-            order.timeline.append(TimelineEntry(at=now_iso(), step=data["step"], outcome=data["outcome"],
-                                                detail=data.get("detail", ""), key=key))
+        changed = False
+        for record in data["records"]:
+            status = OrderStatus(record["status"]) if record.get("status") else None
+            if order.cancel_requested and status in CANCELLABLE | {OrderStatus.SHIPPING}:
+                continue  # refused: the answer below tells the saga to unwind
+            key = record.get("key") or ""
+            if key and any(e.key == key for e in order.timeline):
+                continue  # a retried activity: already recorded
+            order.timeline.append(TimelineEntry(at=now_iso(), step=record["step"], outcome=record["outcome"],
+                                                detail=record.get("detail", ""), key=key))
             if status and not order.status.terminal:
                 order.status = status
-                order.reason = data.get("reason", "")
-            if data.get("tracking_number"):
-                order.tracking_number = data["tracking_number"]
+                order.reason = record.get("reason", "")
+            if record.get("tracking_number"):
+                order.tracking_number = record["tracking_number"]
+            changed = True
+        if changed:
             await self._save(order)
         if order.status.terminal:  # also on a retried call: the index write may be what failed
             await self._note_in_index(order)

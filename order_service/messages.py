@@ -23,6 +23,7 @@ class StockLine(BaseModel):
     order_id: str
     sku: str
     quantity: int
+    deadline_s: float = 30.0  # the step timeout, as the call's gRPC deadline
 
     @property
     def idempotency_key(self) -> str:
@@ -33,6 +34,7 @@ class PaymentCall(BaseModel):
     order_id: str
     customer_id: str
     amount_cents: int
+    deadline_s: float = 30.0
 
     @property
     def idempotency_key(self) -> str:
@@ -42,6 +44,7 @@ class PaymentCall(BaseModel):
 class ShipmentCall(BaseModel):
     order_id: str
     customer_id: str
+    deadline_s: float = 30.0
 
     @property
     def idempotency_key(self) -> str:
@@ -86,6 +89,16 @@ class LifecycleEvent(BaseModel):
     reason: str = ""
     detail: str = ""
     total_cents: int = 0
+
+
+class OrderUpdate(BaseModel):
+    """What one `update_order` activity does: append timeline entries on the actor (one turn,
+    one state write; the last entry may move the status), then publish a lifecycle event
+    unless the actor refused the status change."""
+
+    order_id: str
+    records: list[StepRecord]
+    event: LifecycleEvent | None = None
 
 
 class ApprovalDecision(BaseModel):

@@ -27,6 +27,7 @@ from order_service.messages import (
     ApprovalDecision,
     Gate,
     LifecycleEvent,
+    OrderUpdate,
     PaymentCall,
     SagaInput,
     ShipmentCall,
@@ -63,17 +64,18 @@ _GRPC_DETAILS = re.compile(r'details = "([^"]*)"')
 
 def order_saga(ctx: wf.DaprWorkflowContext, saga_input: SagaInput):
     saga = Saga(ctx, SagaInput.model_validate(saga_input))
-    order = saga.order
-    lines = [StockLine(order_id=order.order_id, sku=i.sku, quantity=i.quantity) for i in order.items]
-    payment = PaymentCall(order_id=order.order_id, customer_id=order.customer_id, amount_cents=order.total_cents)
+    order, deadline_s = saga.order, saga.input.step_timeout_s
+    lines = [StockLine(order_id=order.order_id, sku=i.sku, quantity=i.quantity, deadline_s=deadline_s)
+             for i in order.items]
+    payment = PaymentCall(order_id=order.order_id, customer_id=order.customer_id, amount_cents=order.total_cents,
+                          deadline_s=deadline_s)
 
-    yield from saga.publish("placed")
-
-    # 1. Reserve every line and hold the payment, in parallel.
-    yield saga.enter(OrderStatus.RESERVING, "reserve")
+    # 1. Announce the order; reserve every line and hold the payment, all in parallel.
+    saga.note("reserve", "STARTED", status=OrderStatus.RESERVING)
     results = yield from saga.run_parallel(
         [Call(f"reserve {line.sku}", "reserve_stock", line, "release_stock") for line in lines]
-        + [Call("authorize", "authorize_payment", payment, "void_payment")]
+        + [Call("authorize", "authorize_payment", payment, "void_payment")],
+        announce="placed",
     )
     failure = decisions.reservation_failure(results[:-1], results[-1])
     if failure:
@@ -81,10 +83,9 @@ def order_saga(ctx: wf.DaprWorkflowContext, saga_input: SagaInput):
 
     # 2. The approval gate.
     if decisions.needs_approval(order.total_cents, saga.input.approval_threshold_cents):
-        gate = yield saga.enter(OrderStatus.AWAITING_APPROVAL, "approval")
-        if Gate.model_validate(gate).cancel_requested:
+        gate = yield from saga.enter(OrderStatus.AWAITING_APPROVAL, "approval", announce="approval_requested")
+        if gate.cancel_requested:
             return (yield from saga.cancel())
-        yield from saga.publish("approval_requested", status=OrderStatus.AWAITING_APPROVAL)
         outcome = yield from saga.wait_for_approval()
         if outcome == "cancelled":
             return (yield from saga.cancel())
@@ -94,17 +95,17 @@ def order_saga(ctx: wf.DaprWorkflowContext, saga_input: SagaInput):
             ))
 
     # 3. Charge, ship, commit.
-    gate = yield saga.enter(OrderStatus.CHARGING, "capture")
-    if Gate.model_validate(gate).cancel_requested:
+    gate = yield from saga.enter(OrderStatus.CHARGING, "capture")
+    if gate.cancel_requested:
         return (yield from saga.cancel())
     captured = yield from saga.run(Call("capture", "capture_payment", payment, "refund_payment"))
     if not captured.ok:
         return (yield from saga.fail(FailureReason.PAYMENT_UNAVAILABLE))
 
-    gate = yield saga.enter(OrderStatus.SHIPPING, "ship")  # from here on the actor refuses cancels
-    if Gate.model_validate(gate).cancel_requested:
+    gate = yield from saga.enter(OrderStatus.SHIPPING, "ship")  # from here on the actor refuses cancels
+    if gate.cancel_requested:
         return (yield from saga.cancel())
-    shipment = ShipmentCall(order_id=order.order_id, customer_id=order.customer_id)
+    shipment = ShipmentCall(order_id=order.order_id, customer_id=order.customer_id, deadline_s=deadline_s)
     shipped = yield from saga.run(Call("ship", "create_shipment", shipment, "cancel_shipment"))
     if not shipped.ok:
         return (yield from saga.fail(FailureReason.SHIPPING_FAILED))
@@ -130,43 +131,60 @@ class Call:
 
 
 class Saga:
-    """Bookkeeping for one run: timeline records, timeouts, and what to undo on failure."""
+    """Bookkeeping for one run: the timeline, lifecycle events, and what to undo on failure.
+
+    Timeline entries are noted as the saga goes and written to the actor in batches, by the
+    next `update_order` activity (a status change, an announcement, the ending): one workflow
+    round trip and one actor write for several entries. They are durable from the moment they
+    are noted, because they are derived from the workflow's own history.
+    """
 
     def __init__(self, ctx: wf.DaprWorkflowContext, saga_input: SagaInput):
         self.ctx = ctx
         self.input = saga_input
         self.order = saga_input.order
         self.to_undo: list[Call] = []
+        self.unwritten: list[StepRecord] = []
         # Created once, up front: a cancel raised at any time is buffered until we look.
         self.cancel_event = ctx.wait_for_external_event(CANCEL_EVENT)
 
-    # ---- records and events (activities) -------------------------------------------------
+    # ---- the timeline and events ------------------------------------------------------------
 
-    def log(self, step: str, outcome: str, detail: str = "") -> None:
+    def note(self, step: str, outcome: str, *, status: str = "", reason: str = "", detail: str = "",
+             tracking_number: str = "") -> None:
+        """Add a timeline entry; written with the next update (`status` moves the order)."""
         if not self.ctx.is_replaying:
             log.info("order=%s step=%s outcome=%s%s", self.order.order_id, step, outcome,
                      f" detail={detail}" if detail else "")
+        self.unwritten.append(StepRecord(
+            order_id=self.order.order_id, step=step, outcome=outcome, detail=detail, key=f"{step}:{outcome}",
+            status=status, reason=reason, tracking_number=tracking_number))
 
-    def record(self, step: str, outcome: str, *, status: str = "", reason: str = "", detail: str = "",
-               tracking_number: str = ""):
-        self.log(step, outcome, detail)
-        entry = StepRecord(order_id=self.order.order_id, step=step, outcome=outcome, detail=detail,
-                           key=f"{step}:{outcome}", status=status, reason=reason, tracking_number=tracking_number)
-        return self.ctx.call_activity("record_step", input=entry, retry_policy=BOOKKEEPING_RETRY)
+    def start_update(self, announce: str = "", *, status: str = "", reason: str = "", detail: str = ""):
+        """Start the activity that writes the noted entries and publishes `announce` (if any)."""
+        event = LifecycleEvent(order_id=self.order.order_id, type=announce, status=status or announce.upper(),
+                               reason=reason, detail=detail, total_cents=self.order.total_cents) if announce else None
+        update = OrderUpdate(order_id=self.order.order_id, records=self.unwritten, event=event)
+        self.unwritten = []
+        return self.ctx.call_activity("update_order", input=update, retry_policy=BOOKKEEPING_RETRY)
 
-    def enter(self, status: OrderStatus, step: str):
+    def finish_update(self, task, announce: str):
+        """The actor's answer (a Gate) to a finished update. An event the broker kept refusing
+        must not fail the order: the miss goes on the timeline instead (use with `yield from`)."""
+        if task.is_failed and _failed_with(task, "EventNotPublished"):
+            self.note(f"event {announce}", "UNPUBLISHED", detail=_short(task.get_exception()))
+            return (yield from self.update())
+        return Gate.model_validate(task.get_result())
+
+    def update(self, announce: str = "", **event_fields):
+        task = self.start_update(announce, **event_fields)
+        yield wf.when_any([task])  # completes on failure too: finish_update looks at it
+        return (yield from self.finish_update(task, announce))
+
+    def enter(self, status: OrderStatus, step: str, announce: str = ""):
         """Move the order to `status`; the actor answers whether a cancel came first (a Gate)."""
-        return self.record(step, "STARTED", status=status)
-
-    def publish(self, event_type: str, *, status: str = "", reason: str = "", detail: str = ""):
-        """Publish a lifecycle event. A broker that stays away for minutes must not fail the
-        order: the miss is recorded on the timeline instead (use with `yield from`)."""
-        event = LifecycleEvent(order_id=self.order.order_id, type=event_type, status=status or event_type.upper(),
-                               reason=reason, detail=detail, total_cents=self.order.total_cents)
-        try:
-            yield self.ctx.call_activity("publish_event", input=event, retry_policy=BOOKKEEPING_RETRY)
-        except wf.TaskFailedError as error:
-            yield self.record(f"event {event_type}", "UNPUBLISHED", detail=_short(error))
+        self.note(step, "STARTED", status=status)
+        return (yield from self.update(announce, status=status))
 
     # ---- running steps ----------------------------------------------------------------------
 
@@ -174,24 +192,23 @@ class Saga:
         results = yield from self.run_parallel([call])
         return results[0]
 
-    def run_parallel(self, calls: list[Call]):
-        """Start every call, wait for all of them or the step timeout, record each outcome."""
+    def run_parallel(self, calls: list[Call], announce: str = ""):
+        """Start every call (with `announce`, also the update that writes the timeline and
+        publishes that event), wait for all of them and note each outcome. Each call bounds
+        itself: its gRPC deadline is the step timeout, and a call past it answers 'unknown'."""
         tasks = [self.ctx.call_activity(c.activity, input=c.input, retry_policy=TECHNICAL_RETRY) for c in calls]
-        timeout = self.ctx.create_timer(timedelta(seconds=self.input.step_timeout_s))
-        pending = list(tasks)
-        while pending:
-            winner = yield wf.when_any(pending + [timeout])
-            if winner is timeout:
-                break
-            pending.remove(winner)
+        update = self.start_update(announce) if announce else None
+        pending = tasks + ([update] if update else [])
+        while pending:  # when_any, not when_all: a failed call must not stop the wait for the others
+            pending.remove((yield wf.when_any(pending)))
+        if update:
+            yield from self.finish_update(update, announce)
         results = [_result_of(task) for task in tasks]
-        records = []
         for call, result in zip(calls, results):
             if call.undo and decisions.must_undo(result):
                 self.to_undo.append(call)
             outcome = "DONE" if result.ok else ("UNKNOWN" if result.unknown else result.reason or "FAILED")
-            records.append(self.record(call.step, outcome, detail=result.detail))
-        yield wf.when_all(records)
+            self.note(call.step, outcome, detail=result.detail)
         return results
 
     def wait_for_approval(self):
@@ -202,19 +219,19 @@ class Saga:
         if winner is self.cancel_event:
             return "cancelled"
         if winner is timer:
-            yield self.record("approval", "TIMED_OUT")
+            self.note("approval", "TIMED_OUT")
             return "TIMED_OUT"
         approval = ApprovalDecision.model_validate(decision.get_result())
         outcome = decisions.approval_outcome(approval.decision)
-        yield self.record("approval", outcome, detail=f"by {approval.approver}".strip())
+        self.note("approval", outcome, detail=f"by {approval.approver}".strip())
         return outcome
 
     # ---- endings ----------------------------------------------------------------------------
 
     def complete(self, tracking_number: str):
-        yield self.record("complete", "COMPLETED", status=OrderStatus.COMPLETED, detail=tracking_number,
-                          tracking_number=tracking_number)
-        yield from self.publish("completed", detail=tracking_number)
+        self.note("complete", "COMPLETED", status=OrderStatus.COMPLETED, detail=tracking_number,
+                  tracking_number=tracking_number)
+        yield from self.update("completed", detail=tracking_number)
         return OrderStatus.COMPLETED.value
 
     def fail(self, reason: FailureReason):
@@ -224,13 +241,14 @@ class Saga:
         return (yield from self._unwind(OrderStatus.CANCELLED, ""))
 
     def needs_attention(self, detail: str):
-        yield self.record("attention", "NEEDED", status=OrderStatus.NEEDS_ATTENTION, detail=detail)
-        yield from self.publish("needs_attention", detail=detail)
+        self.note("attention", "NEEDED", status=OrderStatus.NEEDS_ATTENTION, detail=detail)
+        yield from self.update("needs_attention", detail=detail)
         return OrderStatus.NEEDS_ATTENTION.value
 
     def _unwind(self, final: OrderStatus, reason: str):
         """Compensate in reverse; end in `final`, or NEEDS_ATTENTION if an undo keeps failing."""
-        yield self.record("compensate", "STARTED", status=OrderStatus.COMPENSATING, reason=reason)
+        self.note("compensate", "STARTED", status=OrderStatus.COMPENSATING, reason=reason)
+        yield from self.update()
         stuck = []
         for call in reversed(self.to_undo):
             undo = Call(f"undo {call.step}", call.undo, call.input, None)
@@ -239,14 +257,17 @@ class Saga:
                 stuck.append(call.step)
         if stuck:
             return (yield from self.needs_attention(f"could not undo: {', '.join(stuck)} (after {reason or 'cancel'})"))
-        yield self.record("finish", final.value, status=final, reason=reason)
-        yield from self.publish(final.value.lower(), status=final.value, reason=reason)
+        self.note("finish", final.value, status=final, reason=reason)
+        yield from self.update(final.value.lower(), status=final.value, reason=reason)
         return final.value
 
 
+def _failed_with(task, error_type: str) -> bool:
+    details = getattr(task.get_exception(), "details", None)
+    return getattr(details, "error_type", "") == error_type
+
+
 def _result_of(task) -> StepResult:
-    if not task.is_complete:
-        return StepResult(ok=False, unknown=True, reason="TIMEOUT", detail="no answer within the step timeout")
     if task.is_failed:
         return StepResult(ok=False, unknown=True, reason="ERROR", detail=_short(task.get_exception()))
     return StepResult.model_validate(task.get_result())

@@ -57,10 +57,21 @@ class FakeContext:
     # -- driving -------------------------------------------------------------------------------
 
     def activity_names(self) -> list[str]:
-        return [c.name for c in self.calls if c.name != "record_step"]
+        """The business activities started, in order (bookkeeping updates left out)."""
+        return [c.name for c in self.calls if c.name != "update_order"]
+
+    def updates(self) -> list[Any]:
+        return [c.input for c in self.calls if c.name == "update_order"]
+
+    def records(self) -> list[Any]:
+        """Every timeline entry sent to the actor, in order."""
+        return [record for update in self.updates() for record in update.records]
 
     def timeline(self) -> list[tuple[str, str]]:
-        return [(c.input.step, c.input.outcome) for c in self.calls if c.name == "record_step"]
+        return [(r.step, r.outcome) for r in self.records()]
+
+    def published(self) -> list[str]:
+        return [u.event.type for u in self.updates() if u.event]
 
     def _advance(self) -> bool:
         """Make one thing happen: an answer, else an event, else the earliest timer."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from order_service.activities import EventNotPublished
 from order_service.domain import OrderRequest
 from order_service.messages import Gate, SagaInput, StepResult
 from order_service.saga import order_saga
@@ -21,8 +22,7 @@ def saga_input(*lines, price=100, threshold=1_000_00) -> SagaInput:
 def world(**overrides):
     """Every activity succeeds unless overridden; shipments get a tracking number."""
     base = {
-        "record_step": lambda record: Gate(),
-        "publish_event": lambda event: None,
+        "update_order": lambda update: Gate(),
         "reserve_stock": lambda line: OK,
         "release_stock": lambda line: OK,
         "commit_stock": lambda line: OK,
@@ -46,18 +46,33 @@ def test_happy_path_runs_the_steps_in_business_order():
     ctx = FakeContext(world())
     assert run_saga(order_saga, saga_input("a", "b"), ctx) == "COMPLETED"
     assert ctx.activity_names() == [
-        "publish_event", "reserve_stock", "reserve_stock", "authorize_payment", "capture_payment",
-        "create_shipment", "commit_stock", "commit_stock", "publish_event",
+        "reserve_stock", "reserve_stock", "authorize_payment", "capture_payment",
+        "create_shipment", "commit_stock", "commit_stock",
     ]
-    assert ctx.timeline()[-1] == ("complete", "COMPLETED")
+    assert ctx.timeline() == [
+        ("reserve", "STARTED"), ("reserve a", "DONE"), ("reserve b", "DONE"), ("authorize", "DONE"),
+        ("capture", "STARTED"), ("capture", "DONE"), ("ship", "STARTED"), ("ship", "DONE"),
+        ("commit a", "DONE"), ("commit b", "DONE"), ("complete", "COMPLETED"),
+    ]
+    assert ctx.published() == ["placed", "completed"]
     assert undo_calls(ctx) == []
 
 
-def test_reservations_and_the_hold_start_together():
+def test_the_timeline_is_written_in_one_update_per_status_change():
+    ctx = FakeContext(world())
+    run_saga(order_saga, saga_input("a", "b", "c"), ctx)
+    # 3 lines: 7 business calls, and 4 updates of the actor instead of one per entry.
+    assert len(ctx.activity_names()) == 9
+    assert [[r.status for r in u.records if r.status] for u in ctx.updates()] == [
+        ["RESERVING"], ["CHARGING"], ["SHIPPING"], ["COMPLETED"]]
+
+
+def test_reservations_the_hold_and_the_announcement_start_together():
     ctx = FakeContext(world(reserve_stock=lambda line: HANG, authorize_payment=lambda p: HANG))
-    run_saga(order_saga, saga_input("a", "b"), ctx)
-    first = ctx.activity_names()[1:4]
-    assert first == ["reserve_stock", "reserve_stock", "authorize_payment"]
+    with pytest.raises(AssertionError, match="can never happen"):
+        run_saga(order_saga, saga_input("a", "b"), ctx)
+    assert [c.name for c in ctx.calls] == ["reserve_stock", "reserve_stock", "authorize_payment", "update_order"]
+    assert ctx.published() == ["placed"]
 
 
 def test_out_of_stock_releases_what_was_reserved_and_voids_the_hold_in_reverse():
@@ -74,12 +89,12 @@ def test_payment_declined_is_not_voided_but_stock_is_released():
     ctx = FakeContext(world(authorize_payment=lambda p: StepResult(ok=False, reason="PAYMENT_DECLINED")))
     assert run_saga(order_saga, saga_input("a"), ctx) == "FAILED"
     assert undo_calls(ctx) == ["release_stock a"]
-    reasons = [c.input.reason for c in ctx.calls if c.name == "record_step" and c.input.status == "FAILED"]
-    assert reasons == ["PAYMENT_DECLINED"]
+    assert [r.reason for r in ctx.records() if r.status == "FAILED"] == ["PAYMENT_DECLINED"]
 
 
 def test_a_step_that_timed_out_is_still_undone_because_it_may_land_later():
-    ctx = FakeContext(world(reserve_stock=lambda line: HANG if line.sku == "slow" else OK))
+    timed_out = StepResult(ok=False, unknown=True, reason="TIMEOUT", detail="no answer within the step timeout")
+    ctx = FakeContext(world(reserve_stock=lambda line: timed_out if line.sku == "slow" else OK))
     assert run_saga(order_saga, saga_input("a", "slow"), ctx) == "FAILED"
     assert undo_calls(ctx) == ["void_payment", "release_stock slow", "release_stock a"]
     assert ("reserve slow", "UNKNOWN") in ctx.timeline()
@@ -92,8 +107,7 @@ def test_a_technical_failure_is_an_unknown_outcome_and_is_undone():
     ctx = FakeContext(world(authorize_payment=broken))
     assert run_saga(order_saga, saga_input("a"), ctx) == "FAILED"
     assert undo_calls(ctx) == ["void_payment", "release_stock a"]
-    failed = [c.input for c in ctx.calls if c.name == "record_step" and c.input.status == "FAILED"]
-    assert failed[0].reason == "PAYMENT_UNAVAILABLE"
+    assert [r.reason for r in ctx.records() if r.status == "FAILED"] == ["PAYMENT_UNAVAILABLE"]
 
 
 def test_shipping_failure_undoes_everything_in_reverse():
@@ -111,8 +125,7 @@ def test_an_undo_that_keeps_failing_ends_in_needs_attention_after_undoing_the_re
     ctx = FakeContext(world(create_shipment=fails, cancel_shipment=fails))
     assert run_saga(order_saga, saga_input("a"), ctx) == "NEEDS_ATTENTION"
     assert undo_calls(ctx) == ["cancel_shipment", "refund_payment", "void_payment", "release_stock a"]
-    events = [c.input.type for c in ctx.calls if c.name == "publish_event"]
-    assert events[-1] == "needs_attention"
+    assert ctx.published()[-1] == "needs_attention"
 
 
 @pytest.mark.parametrize(
@@ -128,7 +141,7 @@ def test_the_approval_gate(events, expected, reason):
     assert run_saga(order_saga, saga_input("a", price=2_000_00), ctx) == expected
     assert ("approval", "STARTED") in ctx.timeline()
     if reason:
-        assert [c.input.reason for c in ctx.calls if c.name == "record_step" and c.input.status == "FAILED"] == [reason]
+        assert [r.reason for r in ctx.records() if r.status == "FAILED"] == [reason]
 
 
 def test_the_first_decision_wins():
@@ -144,10 +157,10 @@ def test_small_orders_skip_the_approval_gate():
 
 
 def test_a_cancel_accepted_by_the_actor_stops_the_saga_before_shipping():
-    def gate(record):
-        return Gate(cancel_requested=record.status == "SHIPPING")
+    def gate(update):
+        return Gate(cancel_requested=any(r.status == "SHIPPING" for r in update.records))
 
-    ctx = FakeContext(world(record_step=gate))
+    ctx = FakeContext(world(update_order=gate))
     assert run_saga(order_saga, saga_input("a"), ctx) == "CANCELLED"
     assert "create_shipment" not in ctx.activity_names()
     assert undo_calls(ctx) == ["refund_payment", "void_payment", "release_stock a"]
@@ -160,9 +173,21 @@ def test_a_cancel_event_interrupts_the_wait_for_approval():
 
 
 def test_a_broker_that_stays_away_does_not_fail_the_order():
-    def down(event):
-        raise RuntimeError("nats: no servers available")
+    def down(update):
+        if update.event:
+            raise EventNotPublished(f"{update.event.type}: nats: no servers available")
+        return Gate()
 
-    ctx = FakeContext(world(publish_event=down))
+    ctx = FakeContext(world(update_order=down))
     assert run_saga(order_saga, saga_input("a"), ctx) == "COMPLETED"
+    assert ("event placed", "UNPUBLISHED") in ctx.timeline()
     assert ("event completed", "UNPUBLISHED") in ctx.timeline()
+
+
+def test_an_actor_that_stays_away_fails_the_workflow_loudly():
+    def down(update):
+        raise RuntimeError("actor unreachable")
+
+    ctx = FakeContext(world(update_order=down))
+    with pytest.raises(Exception, match="actor unreachable"):
+        run_saga(order_saga, saga_input("a"), ctx)
