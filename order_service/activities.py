@@ -18,11 +18,11 @@ import os
 
 import grpc
 from dapr.ext.workflow import WorkflowActivityContext
-from dapr.proto import api_service_v1, api_v1
+from dapr.proto import api_v1
 
 from inventory_service import inventory_pb2, inventory_pb2_grpc
 from order_service.actor import ACTOR_TYPE
-from order_service.dapr_clients import dapr_client, sidecar_channel
+from order_service.dapr_clients import dapr_client, dapr_stub, sidecar_channel
 from order_service.messages import Gate, LifecycleEvent, OrderUpdate, PaymentCall, ShipmentCall, StepResult, StockLine
 from order_service.topics import EVENTS_TOPIC, PUBSUB
 from payment_service import payment_pb2, payment_pb2_grpc
@@ -161,7 +161,7 @@ async def update_order(ctx: WorkflowActivityContext, update: OrderUpdate) -> Gat
     halves are idempotent (entry keys, stable event ids), so a retry repeats them safely; a
     publish that keeps failing raises `EventNotPublished` after the entries are on the actor."""
     body = json.dumps({"records": [r.model_dump(mode="json") for r in update.records]}).encode()
-    reply = await _dapr().InvokeActor(
+    reply = await dapr_stub().InvokeActor(
         api_v1.InvokeActorRequest(actor_type=ACTOR_TYPE, actor_id=update.order_id, method="record_steps", data=body),
         metadata=_token(), timeout=30)
     gate = Gate.model_validate_json(reply.data)
@@ -185,10 +185,6 @@ async def _publish(event: LifecycleEvent) -> None:
         publish_metadata={"cloudevent.id": f"{event.order_id}.{event.type}",
                           "cloudevent.type": f"ordersaga.order.{event.type}"},
     )
-
-
-def _dapr() -> api_service_v1.DaprStub:
-    return api_service_v1.DaprStub(sidecar_channel())
 
 
 def _token() -> tuple:

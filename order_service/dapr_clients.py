@@ -10,6 +10,7 @@ from typing import Callable, TypeVar
 
 import grpc
 from dapr.aio.clients import DaprClient
+from dapr.proto import api_service_v1
 
 T = TypeVar("T")
 _cache: dict[tuple[str, int], object] = {}
@@ -31,3 +32,9 @@ def sidecar_channel() -> grpc.aio.Channel:
     """A channel to our own sidecar, for gRPC service invocation (`dapr-app-id` metadata)."""
     host = os.environ.get("DAPR_RUNTIME_HOST", "127.0.0.1")
     return _per_loop("channel", lambda: grpc.aio.insecure_channel(f"{host}:{os.environ['DAPR_GRPC_PORT']}"))
+
+
+def dapr_stub() -> api_service_v1.DaprStub:
+    """Dapr's own gRPC API on that channel, for calls the aio client lacks (actor invocation).
+    Kept: building the stub registers every method of the API, which is not free."""
+    return _per_loop("stub", lambda: api_service_v1.DaprStub(sidecar_channel()))

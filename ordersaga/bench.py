@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -201,9 +202,11 @@ class Bench:
 def print_step(result: StepResult) -> None:
     rate = result.completed / result.elapsed if result.elapsed else 0.0
     per_saga_kb = result.store_growth_kb / max(result.completed, 1)
+    cpu = sum(result.cpu.values())
     print(f"{result.label:<28} {result.offered:>6} {result.completed:>6} {rate:>8.1f} "
           f"{result.percentile(50):>8.0f} {result.percentile(95):>8.0f} {result.percentile(99):>8.0f} "
-          f"{result.errors:>6} {sum(result.cpu.values()):>7.1f} {per_saga_kb:>8.1f}", flush=True)
+          f"{result.errors:>6} {cpu:>7.1f} {cpu * 1000 / max(result.completed, 1):>8.0f} {per_saga_kb:>8.1f}",
+          flush=True)
 
 
 def print_processes(result: StepResult) -> None:
@@ -212,7 +215,7 @@ def print_processes(result: StepResult) -> None:
 
 
 HEADER = (f"{'step':<28} {'orders':>6} {'done':>6} {'sagas/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
-          f"{'errors':>6} {'cpu s':>7} {'KB/saga':>8}")
+          f"{'errors':>6} {'cpu s':>7} {'cpu ms/saga':>8} {'KB/saga':>8}")
 
 
 async def run_bench(bench: Bench, args) -> None:
@@ -224,12 +227,11 @@ async def run_bench(bench: Bench, args) -> None:
         result = await bench.step(scenario, f"open {rate}/s, 3 lines", rate, int(rate * args.seconds))
         print_step(result)
         print_processes(result)
-    if args.quick:
-        return
-    for name in ("fanout-1", "fanout-10", "declines-20", "approval"):
+    for name in [] if args.quick else args.scenarios:
         rate = args.scenario_rate
         result = await bench.step(SCENARIOS[name], f"open {rate}/s, {name}", rate, int(rate * args.seconds))
         print_step(result)
+        print_processes(result)
     if args.parked:
         await park(bench, args.parked)
 
@@ -275,9 +277,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--closed-orders", type=int, default=50)
     parser.add_argument("--scenario-rate", type=float, default=10)
     parser.add_argument("--parked", type=int, default=10_000, help="orders left waiting for approval (0: skip)")
+    parser.add_argument("--scenarios", nargs="*", default=["fanout-1", "fanout-10", "declines-20", "approval"],
+                        choices=sorted(SCENARIOS), help="scenario rows, each at --scenario-rate")
     parser.add_argument("--quick", action="store_true", help="closed loop and the rate steps only")
+    parser.add_argument("--keep", action="store_true", help="keep the run directory (logs, stores) afterwards")
     args = parser.parse_args(argv)
-    run_dir = Path(tempfile.mkdtemp(prefix="ordersaga-bench-")) / ".ordersaga"
+    scratch = Path(tempfile.mkdtemp(prefix="ordersaga-bench-"))
+    run_dir = scratch / ".ordersaga"
     stack = Stack(run_dir, tie_to_parent=True, log=lambda m: print(m, file=sys.stderr, flush=True),
                   extra_env={"ORDERSAGA_APPROVAL_THRESHOLD": "1000"})
     try:
@@ -285,6 +291,10 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(run_bench(Bench(stack.state()), args))
     finally:
         stack.down()
+        if args.keep:
+            print(f"run directory kept: {run_dir}", file=sys.stderr)
+        else:
+            shutil.rmtree(scratch, ignore_errors=True)
     return 0
 
 

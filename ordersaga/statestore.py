@@ -90,7 +90,7 @@ class OptimisticStore:
         try:
             self._stub().ExecuteStateTransaction(request, metadata=metadata, timeout=30)
         except grpc.RpcError as error:
-            if _is_etag_conflict(error):
+            if _is_etag_conflict(error) or _is_busy(error):
                 raise ConcurrencyConflict() from error
             raise
 
@@ -102,6 +102,11 @@ class OptimisticStore:
             except ConcurrencyConflict:
                 log.debug("concurrency conflict on %s, attempt %d", self.store_name, number)
         raise RuntimeError(f"gave up after {_MAX_ATTEMPTS} concurrency conflicts on {self.store_name}")
+
+
+def _is_busy(error: Exception) -> bool:
+    """SQLite's single writer stayed busy past the store's busyTimeout: try again, like a race."""
+    return "database is locked" in str(error).lower()
 
 
 def _is_etag_conflict(error: Exception) -> bool:
