@@ -11,6 +11,7 @@ access control apply.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import json
 import logging
@@ -23,7 +24,17 @@ from dapr.proto import api_v1
 from inventory_service import inventory_pb2, inventory_pb2_grpc
 from order_service.actor import ACTOR_TYPE
 from order_service.dapr_clients import dapr_client, dapr_stub, sidecar_channel
-from order_service.messages import Gate, LifecycleEvent, OrderUpdate, PaymentCall, ShipmentCall, StepResult, StockLine
+from order_service.decisions import batch_result
+from order_service.messages import (
+    Gate,
+    LifecycleEvent,
+    OrderUpdate,
+    PaymentCall,
+    ShipmentCall,
+    StepResult,
+    StockBatch,
+    StockLine,
+)
 from order_service.topics import EVENTS_TOPIC, PUBSUB
 from payment_service import payment_pb2, payment_pb2_grpc
 from shipping_service import shipping_pb2, shipping_pb2_grpc
@@ -65,29 +76,38 @@ def _inventory() -> inventory_pb2_grpc.InventoryServiceStub:
     return inventory_pb2_grpc.InventoryServiceStub(sidecar_channel())
 
 
-async def reserve_stock(ctx: WorkflowActivityContext, line: StockLine) -> StepResult:
-    async def call():
+async def reserve_stock(ctx: WorkflowActivityContext, batch: StockBatch) -> StepResult:
+    async def reserve(line: StockLine) -> StepResult:
         reply = await _inventory().Reserve(inventory_pb2.ReserveRequest(
             idempotency_key=line.idempotency_key, sku=line.sku, quantity=line.quantity),
             **_to("inventory-service", line.deadline_s))
         return StepResult(ok=reply.reserved, reason=reply.reason)
-    return await _guarded(line.order_id, f"reserve {line.sku}", line.idempotency_key, call())
+    return await _each_line(batch, "reserve", "", reserve)
 
 
-async def release_stock(ctx: WorkflowActivityContext, line: StockLine) -> StepResult:
-    async def call():
+async def release_stock(ctx: WorkflowActivityContext, batch: StockBatch) -> StepResult:
+    async def release(line: StockLine) -> StepResult:
         await _inventory().Release(inventory_pb2.ReservationRef(idempotency_key=line.idempotency_key),
                                    **_to("inventory-service", line.deadline_s))
         return StepResult(ok=True)
-    return await _guarded(line.order_id, f"release {line.sku}", line.idempotency_key + ":release", call())
+    return await _each_line(batch, "release", ":release", release)
 
 
-async def commit_stock(ctx: WorkflowActivityContext, line: StockLine) -> StepResult:
-    async def call():
+async def commit_stock(ctx: WorkflowActivityContext, batch: StockBatch) -> StepResult:
+    async def commit(line: StockLine) -> StepResult:
         await _inventory().Commit(inventory_pb2.ReservationRef(idempotency_key=line.idempotency_key),
                                   **_to("inventory-service", line.deadline_s))
         return StepResult(ok=True)
-    return await _guarded(line.order_id, f"commit {line.sku}", line.idempotency_key + ":commit", call())
+    return await _each_line(batch, "commit", ":commit", commit)
+
+
+async def _each_line(batch: StockBatch, verb: str, key_suffix: str, call) -> StepResult:
+    """Call inventory for every line at once. A technical failure of any line fails the whole
+    activity, and the retry repeats every line: safe, each call is idempotent by its key."""
+    parts = await asyncio.gather(*(
+        _guarded(line.order_id, f"{verb} {line.sku}", line.idempotency_key + key_suffix, call(line))
+        for line in batch.lines))
+    return batch_result([part.model_copy(update={"name": line.sku}) for line, part in zip(batch.lines, parts)])
 
 
 # ---- payment ---------------------------------------------------------------------------------

@@ -10,12 +10,13 @@ def needs_approval(total_cents: int, threshold_cents: int) -> bool:
     return total_cents >= threshold_cents
 
 
-def reservation_failure(stock: list[StepResult], payment: StepResult) -> FailureReason | None:
-    """Why the fan-out (a reservation per line and the payment hold) failed, if it did.
+def reservation_failure(stock: StepResult, payment: StepResult) -> FailureReason | None:
+    """Why the fan-out (the reservations, answered per line, and the payment hold) failed, if it did.
 
     A definite business answer wins over an unknown one: a shortage is reported as such even
     when another branch timed out.
     """
+    stock = stock.parts or [stock]  # no parts: the whole batch failed technically
     if any(result.reason == FailureReason.OUT_OF_STOCK for result in stock):
         return FailureReason.OUT_OF_STOCK
     if payment.reason == FailureReason.PAYMENT_DECLINED:
@@ -25,6 +26,14 @@ def reservation_failure(stock: list[StepResult], payment: StepResult) -> Failure
     if not payment.ok:
         return FailureReason.PAYMENT_UNAVAILABLE
     return None
+
+
+def batch_result(parts: list[StepResult]) -> StepResult:
+    """One result for a batch of calls: ok if all were; unknown if any may have happened
+    unnoticed; else the first definite no. The parts are kept for the timeline and the undo."""
+    refusals = [part.reason for part in parts if not part.ok and not part.unknown]
+    return StepResult(ok=all(part.ok for part in parts), unknown=any(part.unknown for part in parts),
+                      reason=refusals[0] if refusals else "", parts=parts)
 
 
 def must_undo(result: StepResult) -> bool:

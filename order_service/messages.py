@@ -30,6 +30,18 @@ class StockLine(BaseModel):
         return f"{self.order_id}:reserve-{self.sku}"
 
 
+class StockBatch(BaseModel):
+    """An order's lines at inventory: one activity, one call per line (made concurrently).
+    One activity per service rather than per line keeps the workflow's round trips (the costly
+    part of a step) independent of the order's width."""
+
+    order_id: str
+    lines: list[StockLine]
+
+    def only(self, keep: list[bool]) -> "StockBatch":
+        return StockBatch(order_id=self.order_id, lines=[line for line, k in zip(self.lines, keep) if k])
+
+
 class PaymentCall(BaseModel):
     order_id: str
     customer_id: str
@@ -59,6 +71,8 @@ class StepResult(BaseModel):
     reason: str = ""
     detail: str = ""
     unknown: bool = False
+    name: str = ""  # of a part: the line's SKU
+    parts: list["StepResult"] = Field(default_factory=list)  # a batch's result per line
 
 
 class StepRecord(BaseModel):

@@ -33,6 +33,7 @@ from order_service.messages import (
     ShipmentCall,
     StepRecord,
     StepResult,
+    StockBatch,
     StockLine,
 )
 
@@ -65,19 +66,19 @@ _GRPC_DETAILS = re.compile(r'details = "([^"]*)"')
 def order_saga(ctx: wf.DaprWorkflowContext, saga_input: SagaInput):
     saga = Saga(ctx, SagaInput.model_validate(saga_input))
     order, deadline_s = saga.order, saga.input.step_timeout_s
-    lines = [StockLine(order_id=order.order_id, sku=i.sku, quantity=i.quantity, deadline_s=deadline_s)
-             for i in order.items]
+    stock = StockBatch(order_id=order.order_id, lines=[
+        StockLine(order_id=order.order_id, sku=i.sku, quantity=i.quantity, deadline_s=deadline_s) for i in order.items])
     payment = PaymentCall(order_id=order.order_id, customer_id=order.customer_id, amount_cents=order.total_cents,
                           deadline_s=deadline_s)
 
     # 1. Announce the order; reserve every line and hold the payment, all in parallel.
     saga.note("reserve", "STARTED", status=OrderStatus.RESERVING)
-    results = yield from saga.run_parallel(
-        [Call(f"reserve {line.sku}", "reserve_stock", line, "release_stock") for line in lines]
-        + [Call("authorize", "authorize_payment", payment, "void_payment")],
+    reserved, held = yield from saga.run_parallel(
+        [Call("reserve", "reserve_stock", stock, "release_stock"),
+         Call("authorize", "authorize_payment", payment, "void_payment")],
         announce="placed",
     )
-    failure = decisions.reservation_failure(results[:-1], results[-1])
+    failure = decisions.reservation_failure(reserved, held)
     if failure:
         return (yield from saga.fail(failure))
 
@@ -110,10 +111,8 @@ def order_saga(ctx: wf.DaprWorkflowContext, saga_input: SagaInput):
     if not shipped.ok:
         return (yield from saga.fail(FailureReason.SHIPPING_FAILED))
 
-    committed = yield from saga.run_parallel(
-        [Call(f"commit {line.sku}", "commit_stock", line, None) for line in lines]
-    )
-    if not all(result.ok for result in committed):
+    committed = yield from saga.run(Call("commit", "commit_stock", stock, None))
+    if not committed.ok:
         # The goods are on their way: nothing to undo, but stock needs a human to reconcile.
         return (yield from saga.needs_attention("stock commit failed after the shipment was created"))
 
@@ -122,12 +121,22 @@ def order_saga(ctx: wf.DaprWorkflowContext, saga_input: SagaInput):
 
 @dataclass(frozen=True)
 class Call:
-    """One step: the activity that does it and the activity that undoes it (or None)."""
+    """One step: the activity that does it and the activity that undoes it (or None). A step
+    over a StockBatch answers per line, and only the lines that need it are undone."""
 
     step: str
     activity: str
     input: object
     undo: str | None
+
+    def to_undo(self, result: StepResult) -> "Call | None":
+        """The undo this result calls for, if any (a definite no left nothing to undo)."""
+        if not self.undo:
+            return None
+        if result.parts:
+            keep = [decisions.must_undo(part) for part in result.parts]
+            return Call(f"undo {self.step}", self.undo, self.input.only(keep), None) if any(keep) else None
+        return Call(f"undo {self.step}", self.undo, self.input, None) if decisions.must_undo(result) else None
 
 
 class Saga:
@@ -205,10 +214,11 @@ class Saga:
             yield from self.finish_update(update, announce)
         results = [_result_of(task) for task in tasks]
         for call, result in zip(calls, results):
-            if call.undo and decisions.must_undo(result):
-                self.to_undo.append(call)
-            outcome = "DONE" if result.ok else ("UNKNOWN" if result.unknown else result.reason or "FAILED")
-            self.note(call.step, outcome, detail=result.detail)
+            undo = call.to_undo(result)
+            if undo:
+                self.to_undo.append(undo)
+            for name, part in [(f"{call.step} {p.name}", p) for p in result.parts] or [(call.step, result)]:
+                self.note(name, _outcome(part), detail=part.detail)
         return results
 
     def wait_for_approval(self):
@@ -250,16 +260,19 @@ class Saga:
         self.note("compensate", "STARTED", status=OrderStatus.COMPENSATING, reason=reason)
         yield from self.update()
         stuck = []
-        for call in reversed(self.to_undo):
-            undo = Call(f"undo {call.step}", call.undo, call.input, None)
-            result = (yield from self.run_parallel([undo]))[0]
+        for undo in reversed(self.to_undo):
+            result = yield from self.run(undo)
             if not result.ok:
-                stuck.append(call.step)
+                stuck.append(undo.step.removeprefix("undo "))
         if stuck:
             return (yield from self.needs_attention(f"could not undo: {', '.join(stuck)} (after {reason or 'cancel'})"))
         self.note("finish", final.value, status=final, reason=reason)
         yield from self.update(final.value.lower(), status=final.value, reason=reason)
         return final.value
+
+
+def _outcome(result: StepResult) -> str:
+    return "DONE" if result.ok else ("UNKNOWN" if result.unknown else result.reason or "FAILED")
 
 
 def _failed_with(task, error_type: str) -> bool:

@@ -1,4 +1,4 @@
-from order_service.decisions import must_undo, needs_approval, reservation_failure
+from order_service.decisions import batch_result, must_undo, needs_approval, reservation_failure
 from order_service.messages import StepResult
 
 OK = StepResult(ok=True)
@@ -7,13 +7,28 @@ DECLINED = StepResult(ok=False, reason="PAYMENT_DECLINED")
 UNKNOWN = StepResult(ok=False, unknown=True, reason="TIMEOUT")
 
 
+def batch(*parts: StepResult) -> StepResult:
+    return batch_result(list(parts))
+
+
 def test_business_answers_win_over_unknown_ones():
-    assert reservation_failure([UNKNOWN, SHORT], OK) == "OUT_OF_STOCK"
-    assert reservation_failure([OK], DECLINED) == "PAYMENT_DECLINED"
-    assert reservation_failure([SHORT], DECLINED) == "OUT_OF_STOCK"
-    assert reservation_failure([UNKNOWN], OK) == "INVENTORY_UNAVAILABLE"
-    assert reservation_failure([OK], UNKNOWN) == "PAYMENT_UNAVAILABLE"
-    assert reservation_failure([OK, OK], OK) is None
+    assert reservation_failure(batch(UNKNOWN, SHORT), OK) == "OUT_OF_STOCK"
+    assert reservation_failure(batch(OK), DECLINED) == "PAYMENT_DECLINED"
+    assert reservation_failure(batch(SHORT), DECLINED) == "OUT_OF_STOCK"
+    assert reservation_failure(batch(UNKNOWN), OK) == "INVENTORY_UNAVAILABLE"
+    assert reservation_failure(batch(OK), UNKNOWN) == "PAYMENT_UNAVAILABLE"
+    assert reservation_failure(batch(OK, OK), OK) is None
+
+
+def test_a_batch_that_failed_as_a_whole_is_unknown():
+    failed = StepResult(ok=False, unknown=True, reason="ERROR")  # no parts: the activity itself failed
+    assert reservation_failure(failed, OK) == "INVENTORY_UNAVAILABLE"
+
+
+def test_a_batch_is_ok_only_when_every_line_is():
+    assert batch(OK, OK).ok
+    assert not batch(OK, UNKNOWN).ok and batch(OK, UNKNOWN).unknown
+    assert batch(OK, SHORT).reason == "OUT_OF_STOCK" and not batch(OK, SHORT).unknown
 
 
 def test_only_a_definite_no_is_left_alone():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from order_service.activities import EventNotPublished
+from order_service.decisions import batch_result
 from order_service.domain import OrderRequest
 from order_service.messages import Gate, SagaInput, StepResult
 from order_service.saga import order_saga
@@ -19,13 +20,25 @@ def saga_input(*lines, price=100, threshold=1_000_00) -> SagaInput:
     return SagaInput(order=order, approval_threshold_cents=threshold, approval_timeout_s=3600, step_timeout_s=30)
 
 
+def per_line(answer):
+    """A stock activity (one call per line of the batch) from an answer per line."""
+    def activity(batch):
+        parts = [answer(line) for line in batch.lines]
+        if any(part is HANG for part in parts):
+            return HANG
+        return batch_result([part.model_copy(update={"name": line.sku}) for line, part in zip(batch.lines, parts)])
+    return activity
+
+
 def world(**overrides):
     """Every activity succeeds unless overridden; shipments get a tracking number."""
+    stock = {name: per_line(overrides.pop(name)) for name in ("reserve_stock", "release_stock", "commit_stock")
+             if name in overrides}
     base = {
         "update_order": lambda update: Gate(),
-        "reserve_stock": lambda line: OK,
-        "release_stock": lambda line: OK,
-        "commit_stock": lambda line: OK,
+        "reserve_stock": per_line(lambda line: OK),
+        "release_stock": per_line(lambda line: OK),
+        "commit_stock": per_line(lambda line: OK),
         "authorize_payment": lambda payment: OK,
         "capture_payment": lambda payment: OK,
         "void_payment": lambda payment: OK,
@@ -33,12 +46,12 @@ def world(**overrides):
         "create_shipment": lambda shipment: StepResult(ok=True, detail="TRK-1"),
         "cancel_shipment": lambda shipment: OK,
     }
-    base.update(overrides)
+    base.update(overrides, **stock)
     return base
 
 
 def undo_calls(ctx: FakeContext) -> list[str]:
-    return [f"{c.name} {getattr(c.input, 'sku', '')}".strip() for c in ctx.calls
+    return [" ".join([c.name] + [line.sku for line in getattr(c.input, "lines", [])]) for c in ctx.calls
             if c.name in ("release_stock", "void_payment", "refund_payment", "cancel_shipment")]
 
 
@@ -46,9 +59,7 @@ def test_happy_path_runs_the_steps_in_business_order():
     ctx = FakeContext(world())
     assert run_saga(order_saga, saga_input("a", "b"), ctx) == "COMPLETED"
     assert ctx.activity_names() == [
-        "reserve_stock", "reserve_stock", "authorize_payment", "capture_payment",
-        "create_shipment", "commit_stock", "commit_stock",
-    ]
+        "reserve_stock", "authorize_payment", "capture_payment", "create_shipment", "commit_stock"]
     assert ctx.timeline() == [
         ("reserve", "STARTED"), ("reserve a", "DONE"), ("reserve b", "DONE"), ("authorize", "DONE"),
         ("capture", "STARTED"), ("capture", "DONE"), ("ship", "STARTED"), ("ship", "DONE"),
@@ -61,8 +72,9 @@ def test_happy_path_runs_the_steps_in_business_order():
 def test_the_timeline_is_written_in_one_update_per_status_change():
     ctx = FakeContext(world())
     run_saga(order_saga, saga_input("a", "b", "c"), ctx)
-    # 3 lines: 7 business calls, and 4 updates of the actor instead of one per entry.
-    assert len(ctx.activity_names()) == 9
+    # One activity per service call (the lines of a batch go together), and 4 updates of the
+    # actor instead of one per timeline entry: 9 workflow activities, whatever the width.
+    assert len(ctx.calls) == 9
     assert [[r.status for r in u.records if r.status] for u in ctx.updates()] == [
         ["RESERVING"], ["CHARGING"], ["SHIPPING"], ["COMPLETED"]]
 
@@ -71,7 +83,7 @@ def test_reservations_the_hold_and_the_announcement_start_together():
     ctx = FakeContext(world(reserve_stock=lambda line: HANG, authorize_payment=lambda p: HANG))
     with pytest.raises(AssertionError, match="can never happen"):
         run_saga(order_saga, saga_input("a", "b"), ctx)
-    assert [c.name for c in ctx.calls] == ["reserve_stock", "reserve_stock", "authorize_payment", "update_order"]
+    assert [c.name for c in ctx.calls] == ["reserve_stock", "authorize_payment", "update_order"]
     assert ctx.published() == ["placed"]
 
 
@@ -80,7 +92,7 @@ def test_out_of_stock_releases_what_was_reserved_and_voids_the_hold_in_reverse()
     ctx = FakeContext(world(reserve_stock=lambda line: short if line.sku == "b" else OK))
     assert run_saga(order_saga, saga_input("a", "b", "c"), ctx) == "FAILED"
     # b said a definite no: nothing to undo there. The hold was started last: undone first.
-    assert undo_calls(ctx) == ["void_payment", "release_stock c", "release_stock a"]
+    assert undo_calls(ctx) == ["void_payment", "release_stock a c"]
     assert ("finish", "FAILED") in ctx.timeline()
     assert "capture_payment" not in ctx.activity_names()
 
@@ -96,7 +108,7 @@ def test_a_step_that_timed_out_is_still_undone_because_it_may_land_later():
     timed_out = StepResult(ok=False, unknown=True, reason="TIMEOUT", detail="no answer within the step timeout")
     ctx = FakeContext(world(reserve_stock=lambda line: timed_out if line.sku == "slow" else OK))
     assert run_saga(order_saga, saga_input("a", "slow"), ctx) == "FAILED"
-    assert undo_calls(ctx) == ["void_payment", "release_stock slow", "release_stock a"]
+    assert undo_calls(ctx) == ["void_payment", "release_stock a slow"]
     assert ("reserve slow", "UNKNOWN") in ctx.timeline()
 
 
@@ -113,8 +125,7 @@ def test_a_technical_failure_is_an_unknown_outcome_and_is_undone():
 def test_shipping_failure_undoes_everything_in_reverse():
     ctx = FakeContext(world(create_shipment=lambda s: (_ for _ in ()).throw(RuntimeError("down"))))
     assert run_saga(order_saga, saga_input("a", "b"), ctx) == "FAILED"
-    assert undo_calls(ctx) == [
-        "cancel_shipment", "refund_payment", "void_payment", "release_stock b", "release_stock a"]
+    assert undo_calls(ctx) == ["cancel_shipment", "refund_payment", "void_payment", "release_stock a b"]
     assert "commit_stock" not in ctx.activity_names()
 
 
@@ -191,3 +202,14 @@ def test_an_actor_that_stays_away_fails_the_workflow_loudly():
     ctx = FakeContext(world(update_order=down))
     with pytest.raises(Exception, match="actor unreachable"):
         run_saga(order_saga, saga_input("a"), ctx)
+
+
+def test_a_stock_batch_that_failed_as_a_whole_is_undone_line_by_line():
+    def broken(batch):
+        raise RuntimeError("inventory-service unavailable")
+
+    ctx = FakeContext(world())
+    ctx.world["reserve_stock"] = broken
+    assert run_saga(order_saga, saga_input("a", "b"), ctx) == "FAILED"
+    assert undo_calls(ctx) == ["void_payment", "release_stock a b"]
+    assert [r.reason for r in ctx.records() if r.status == "FAILED"] == ["INVENTORY_UNAVAILABLE"]
