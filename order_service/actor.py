@@ -109,7 +109,7 @@ class OrderActor(Actor, OrderActorInterface, Remindable):
             timeline=[TimelineEntry(at=now_iso(), step="place", outcome="PLACED", key="place")],
         )
         await self._save(order)
-        await self._ensure_saga(order)
+        await self._start_saga(order)  # new: no saga can exist yet, so no need to look first
         await self.register_reminder(DEADLINE_REMINDER, b"", timedelta(seconds=_settings.order_deadline_s))
         await self._note_in_index(order)
         log.info("order=%s step=place outcome=PLACED total_cents=%d lines=%d", order.order_id,
@@ -191,6 +191,8 @@ class OrderActor(Actor, OrderActorInterface, Remindable):
             changed = True
         if changed:
             await self._save(order)
+            if order.status.terminal:
+                await self._drop_deadline(order)
         if order.status.terminal:  # also on a retried call: the index write may be what failed
             await self._note_in_index(order)
         return {"cancel_requested": order.cancel_requested}
@@ -214,18 +216,28 @@ class OrderActor(Actor, OrderActorInterface, Remindable):
         log.warning("order=%s step=deadline outcome=EXCEEDED status=%s", order.order_id, order.status)
 
     async def _ensure_saga(self, order: OrderState) -> None:
-        client = workflow_client()
-        if await client.get_workflow_state(order.saga_instance_id, fetch_payloads=False) is not None:
-            return
+        if await workflow_client().get_workflow_state(order.saga_instance_id, fetch_payloads=False) is None:
+            await self._start_saga(order)
+
+    async def _start_saga(self, order: OrderState) -> None:
         saga_input = SagaInput(
             order=order.request,
             approval_threshold_cents=_settings.approval_threshold_cents,
             approval_timeout_s=_settings.approval_timeout_s,
             step_timeout_s=_settings.step_timeout_s,
         )
-        await client.schedule_new_workflow(
+        await workflow_client().schedule_new_workflow(
             SAGA_NAME, input=saga_input.model_dump(mode="json"), instance_id=order.saga_instance_id
         )
+
+    async def _drop_deadline(self, order: OrderState) -> None:
+        """A finished order needs no deadline: without this, every order would leave a reminder
+        in the scheduler until its deadline. Best effort: a reminder left behind finds the order
+        terminal and does nothing."""
+        try:
+            await self.unregister_reminder(DEADLINE_REMINDER)
+        except Exception as error:  # noqa: BLE001
+            log.warning("order=%s step=deadline outcome=NOT_DROPPED detail=%s", order.order_id, error)
 
     async def _note_in_index(self, order: OrderState) -> None:
         """Best effort: the index only serves ListOrders, never the saga."""
