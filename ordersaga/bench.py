@@ -94,6 +94,16 @@ def peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
+def rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
 def store_bytes(run_dir: Path) -> int:
     return sum(p.stat().st_size for p in (run_dir / "data").glob("*.db*"))
 
@@ -143,7 +153,7 @@ class Bench:
         return pb.PlaceOrderRequest(order_id=order_id, customer_id=customer, items=items)
 
     async def step(self, scenario: Scenario, label: str, rate: float | None, count: int,
-                   drain_s: float = 60) -> StepResult:
+                   drain_s: float = 300) -> StepResult:
         """`rate` orders/s (open loop), or None: one at a time (closed loop)."""
         port = self.state.ports.apps["order-service"].dapr_grpc
         metadata = (("dapr-api-token", self.state.api_token), ("dapr-app-id", "order-service"))
@@ -236,16 +246,31 @@ async def run_bench(bench: Bench, args) -> None:
         await park(bench, args.parked)
 
 
-async def park(bench: Bench, count: int) -> None:
-    """Place `count` orders that wait for approval and leave them parked; report the cost."""
+async def park(bench: Bench, count: int, timeout_s: float = 1800) -> None:
+    """Place `count` orders that wait for approval and leave them parked: how fast they park,
+    then what 10,000 waiting sagas cost at rest (CPU, memory, store) and whether new orders
+    still go through at normal speed beside them."""
     port = bench.state.ports.apps["order-service"].dapr_grpc
     metadata = (("dapr-api-token", bench.state.api_token), ("dapr-app-id", "order-service"))
-    stub = orders_grpc.OrderServiceStub(grpc.aio.insecure_channel(f"127.0.0.1:{port}"))
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    stub = orders_grpc.OrderServiceStub(channel)
     pids = {n: r.pid for n, r in bench.state.processes.items()}
     cpu_before = {n: cpu_seconds(p) for n, p in pids.items()}
+    bytes_before = store_bytes(bench.state.run_dir)
+    ids = {f"park-{bench.run}-{n}" for n in range(count)}
+    parked: set[str] = set()
+    nc = await nats.connect(f"nats://127.0.0.1:{bench.state.ports.nats}")
+
+    async def on_event(msg):
+        data = json.loads(msg.data)["data"]
+        if data["type"] == "approval_requested" and data["order_id"] in ids:
+            parked.add(data["order_id"])
+        await msg.ack()
+
+    sub = await nc.jetstream().subscribe(EVENTS_TOPIC, cb=on_event, deliver_policy=nats.js.api.DeliverPolicy.NEW)
     errors = 0
     started = time.monotonic()
-    semaphore = asyncio.Semaphore(32)
+    semaphore = asyncio.Semaphore(16)
 
     async def place(n):
         nonlocal errors
@@ -256,24 +281,37 @@ async def park(bench: Bench, count: int) -> None:
                 await stub.PlaceOrder(request, metadata=metadata, timeout=60)
             except grpc.RpcError:
                 errors += 1
-        if n and n % 1000 == 0:
-            print(f"    parked {n} orders in {time.monotonic() - started:.0f}s", flush=True)
 
-    await asyncio.gather(*(place(n) for n in range(count)))
-    placed_s = time.monotonic() - started
-    idle_cpu = {n: cpu_seconds(p) for n, p in pids.items()}
+    placing = asyncio.gather(*(place(n) for n in range(count)))
+    next_report = started + 30
+    while len(parked) < count - errors and time.monotonic() - started < timeout_s:
+        await asyncio.sleep(0.5)
+        if time.monotonic() >= next_report:
+            next_report += 30
+            print(f"    parked {len(parked)}/{count} after {time.monotonic() - started:.0f}s", flush=True)
+    await placing
+    parked_s = time.monotonic() - started
+    await sub.unsubscribe()
+    await nc.close()
+    await channel.close()
+    busy_cpu = {n: cpu_seconds(p) - cpu_before[n] for n, p in pids.items()}
+    print(f"parked {len(parked)}/{count} orders in {parked_s:.0f}s ({len(parked) / parked_s:.0f}/s), "
+          f"{errors} errors, {sum(busy_cpu.values()) * 1000 / max(len(parked), 1):.0f} cpu ms per parked saga, "
+          f"store +{(store_bytes(bench.state.run_dir) - bytes_before) / 1024 / max(len(parked), 1):.1f} KB each",
+          flush=True)
+    idle_from = {n: cpu_seconds(p) for n, p in pids.items()}
     await asyncio.sleep(30)
-    idle = {n: cpu_seconds(p) - idle_cpu[n] for n, p in pids.items()}
-    print(f"parked {count} orders in {placed_s:.0f}s ({count / placed_s:.0f}/s), {errors} errors; "
-          f"then 30 s idle: cpu {sum(idle.values()):.1f}s")
-    print("    per process: " + ", ".join(
-        f"{n} {cpu_seconds(p) - cpu_before[n]:.0f}s/{peak_rss_mb(p):.0f}MB" for n, p in sorted(pids.items())))
+    idle = {n: cpu_seconds(p) - idle_from[n] for n, p in pids.items()}
+    print(f"    at rest with {len(parked)} parked, 30 s: cpu {sum(idle.values()):.1f}s; memory now: " + ", ".join(
+        f"{n} {rss_mb(p):.0f}MB" for n, p in sorted(pids.items())), flush=True)
+    beside = await bench.step(SCENARIOS["no-approval"], "closed loop beside parked", None, 20)
+    print_step(beside)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ordersaga bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--rates", type=float, nargs="+", default=[5, 10, 20, 40, 80])
-    parser.add_argument("--seconds", type=float, default=15, help="length of each open-loop step")
+    parser.add_argument("--seconds", type=float, default=10, help="length of each open-loop step")
     parser.add_argument("--closed-orders", type=int, default=50)
     parser.add_argument("--scenario-rate", type=float, default=10)
     parser.add_argument("--parked", type=int, default=10_000, help="orders left waiting for approval (0: skip)")
