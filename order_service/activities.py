@@ -35,6 +35,7 @@ from order_service.messages import (
     StockBatch,
     StockLine,
 )
+from order_service.saga import CANCELLED
 from order_service.topics import EVENTS_TOPIC, PUBSUB
 from payment_service import payment_pb2, payment_pb2_grpc
 from shipping_service import shipping_pb2, shipping_pb2_grpc
@@ -126,6 +127,9 @@ async def authorize_payment(ctx: WorkflowActivityContext, payment: PaymentCall) 
 
 
 async def capture_payment(ctx: WorkflowActivityContext, payment: PaymentCall) -> StepResult:
+    if not await _gate_opens(payment.enter):
+        return CANCELLED_FIRST
+
     async def call():
         reply = await _payments().Capture(payment_pb2.PaymentRef(idempotency_key=payment.idempotency_key),
                                           **_to("payment-service", payment.deadline_s))
@@ -156,6 +160,9 @@ def _shipping() -> shipping_pb2_grpc.ShippingServiceStub:
 
 
 async def create_shipment(ctx: WorkflowActivityContext, shipment: ShipmentCall) -> StepResult:
+    if not await _gate_opens(shipment.enter):
+        return CANCELLED_FIRST
+
     async def call():
         reply = await _shipping().CreateShipment(shipping_pb2.CreateShipmentRequest(
             idempotency_key=shipment.idempotency_key, order_id=shipment.order_id,
@@ -175,22 +182,38 @@ async def cancel_shipment(ctx: WorkflowActivityContext, shipment: ShipmentCall) 
 
 # ---- the order's actor and its events -------------------------------------------------------
 
+# A gated step found that a cancel was accepted first. Counted as unknown rather than a definite
+# no: an earlier attempt of the same activity may have gone past the gate, so the saga undoes it
+# (an idempotent no-op when nothing happened).
+CANCELLED_FIRST = StepResult(ok=False, unknown=True, reason=CANCELLED, detail="a cancel was accepted first")
+
+
 async def update_order(ctx: WorkflowActivityContext, update: OrderUpdate) -> Gate:
     """Append timeline entries (and maybe a status) on the order's actor in one call, then
     publish the update's lifecycle event, unless the actor refused the status change. Both
     halves are idempotent (entry keys, stable event ids), so a retry repeats them safely; a
     publish that keeps failing raises `EventNotPublished` after the entries are on the actor."""
-    body = json.dumps({"records": [r.model_dump(mode="json") for r in update.records]}).encode()
-    reply = await dapr_stub().InvokeActor(
-        api_v1.InvokeActorRequest(actor_type=ACTOR_TYPE, actor_id=update.order_id, method="record_steps", data=body),
-        metadata=_token(), timeout=30)
-    gate = Gate.model_validate_json(reply.data)
+    gate = await _record(update)
     if update.event and not gate.cancel_requested:
         try:
             await _publish(update.event)
         except Exception as error:  # noqa: BLE001 - the broker client raises many kinds
             raise EventNotPublished(f"{update.event.type}: {error}") from error
     return gate
+
+
+async def _gate_opens(update: OrderUpdate | None) -> bool:
+    """A step that moves the order into a status asks the actor first, in the same activity
+    (one workflow round trip, not two). The actor refuses when a cancel was accepted before."""
+    return update is None or not (await _record(update)).cancel_requested
+
+
+async def _record(update: OrderUpdate) -> Gate:
+    body = json.dumps({"records": [r.model_dump(mode="json") for r in update.records]}).encode()
+    reply = await dapr_stub().InvokeActor(
+        api_v1.InvokeActorRequest(actor_type=ACTOR_TYPE, actor_id=update.order_id, method="record_steps", data=body),
+        metadata=_token(), timeout=30)
+    return Gate.model_validate_json(reply.data)
 
 
 class EventNotPublished(Exception):

@@ -47,6 +47,7 @@ class PaymentCall(BaseModel):
     customer_id: str
     amount_cents: int
     deadline_s: float = 30.0
+    enter: OrderUpdate | None = None  # a gate: the actor must accept this update first
 
     @property
     def idempotency_key(self) -> str:
@@ -57,6 +58,7 @@ class ShipmentCall(BaseModel):
     order_id: str
     customer_id: str
     deadline_s: float = 30.0
+    enter: OrderUpdate | None = None  # a gate: the actor must accept this update first
 
     @property
     def idempotency_key(self) -> str:
@@ -124,3 +126,8 @@ class ApprovalDecision(BaseModel):
     decision: Literal["approve", "reject"]
     approver: str = Field(default="", max_length=200)
     reason: str = Field(default="", max_length=1000)
+
+
+# The call models name OrderUpdate before it is defined.
+PaymentCall.model_rebuild()
+ShipmentCall.model_rebuild()

@@ -38,6 +38,7 @@ from order_service.messages import (
 )
 
 SAGA_NAME = "order_saga"
+CANCELLED = "CANCELLED"  # a gated step's answer when the actor accepted a cancel first
 APPROVAL_EVENT = "approval"
 CANCEL_EVENT = "cancel"
 
@@ -95,19 +96,21 @@ def order_saga(ctx: wf.DaprWorkflowContext, saga_input: SagaInput):
                 FailureReason.APPROVAL_TIMEOUT if outcome == "TIMED_OUT" else FailureReason.APPROVAL_REJECTED
             ))
 
-    # 3. Charge, ship, commit.
-    gate = yield from saga.enter(OrderStatus.CHARGING, "capture")
-    if gate.cancel_requested:
+    # 3. Charge, ship, commit. Each of the first two moves the order into a status, and the
+    # actor is the gate: a cancel it accepted first stops the step (and the saga unwinds); once
+    # the order is SHIPPING it refuses cancels. The gate is asked inside the step's activity.
+    charge = payment.model_copy(update={"enter": saga.entering(OrderStatus.CHARGING, "capture")})
+    captured = yield from saga.run(Call("capture", "capture_payment", charge, "refund_payment"))
+    if captured.reason == CANCELLED:
         return (yield from saga.cancel())
-    captured = yield from saga.run(Call("capture", "capture_payment", payment, "refund_payment"))
     if not captured.ok:
         return (yield from saga.fail(FailureReason.PAYMENT_UNAVAILABLE))
 
-    gate = yield from saga.enter(OrderStatus.SHIPPING, "ship")  # from here on the actor refuses cancels
-    if gate.cancel_requested:
-        return (yield from saga.cancel())
-    shipment = ShipmentCall(order_id=order.order_id, customer_id=order.customer_id, deadline_s=deadline_s)
+    shipment = ShipmentCall(order_id=order.order_id, customer_id=order.customer_id, deadline_s=deadline_s,
+                            enter=saga.entering(OrderStatus.SHIPPING, "ship"))
     shipped = yield from saga.run(Call("ship", "create_shipment", shipment, "cancel_shipment"))
+    if shipped.reason == CANCELLED:
+        return (yield from saga.cancel())
     if not shipped.ok:
         return (yield from saga.fail(FailureReason.SHIPPING_FAILED))
 
@@ -136,7 +139,9 @@ class Call:
         if result.parts:
             keep = [decisions.must_undo(part) for part in result.parts]
             return Call(f"undo {self.step}", self.undo, self.input.only(keep), None) if any(keep) else None
-        return Call(f"undo {self.step}", self.undo, self.input, None) if decisions.must_undo(result) else None
+        if not decisions.must_undo(result):
+            return None
+        return Call(f"undo {self.step}", self.undo, self.input.model_copy(update={"enter": None}), None)
 
 
 class Saga:
@@ -154,8 +159,6 @@ class Saga:
         self.order = saga_input.order
         self.to_undo: list[Call] = []
         self.unwritten: list[StepRecord] = []
-        # Created once, up front: a cancel raised at any time is buffered until we look.
-        self.cancel_event = ctx.wait_for_external_event(CANCEL_EVENT)
 
     # ---- the timeline and events ------------------------------------------------------------
 
@@ -190,6 +193,14 @@ class Saga:
         yield wf.when_any([task])  # completes on failure too: finish_update looks at it
         return (yield from self.finish_update(task, announce))
 
+    def entering(self, status: OrderStatus, step: str) -> OrderUpdate:
+        """The update a gated step asks the actor to accept first: the entries noted so far
+        and the move to `status`."""
+        self.note(step, "STARTED", status=status)
+        update = OrderUpdate(order_id=self.order.order_id, records=self.unwritten)
+        self.unwritten = []
+        return update
+
     def enter(self, status: OrderStatus, step: str, announce: str = ""):
         """Move the order to `status`; the actor answers whether a cancel came first (a Gate)."""
         self.note(step, "STARTED", status=status)
@@ -223,10 +234,14 @@ class Saga:
 
     def wait_for_approval(self):
         """'APPROVED', 'REJECTED', 'TIMED_OUT' or 'cancelled'. The first decision wins."""
+        # Waited for only here: an event raised before is buffered by the engine until then, and
+        # an open-ended wait costs a durable timer (a scheduler job) for as long as it lasts.
+        # Elsewhere the actor's gate catches cancels.
+        cancel = self.ctx.wait_for_external_event(CANCEL_EVENT)
         decision = self.ctx.wait_for_external_event(APPROVAL_EVENT)
         timer = self.ctx.create_timer(timedelta(seconds=self.input.approval_timeout_s))
-        winner = yield wf.when_any([decision, timer, self.cancel_event])
-        if winner is self.cancel_event:
+        winner = yield wf.when_any([decision, timer, cancel])
+        if winner is cancel:
             return "cancelled"
         if winner is timer:
             self.note("approval", "TIMED_OUT")
@@ -272,7 +287,11 @@ class Saga:
 
 
 def _outcome(result: StepResult) -> str:
-    return "DONE" if result.ok else ("UNKNOWN" if result.unknown else result.reason or "FAILED")
+    if result.ok:
+        return "DONE"
+    if result.reason == CANCELLED:
+        return CANCELLED
+    return "UNKNOWN" if result.unknown else result.reason or "FAILED"
 
 
 def _failed_with(task, error_type: str) -> bool:

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import json
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -61,6 +63,7 @@ class StepResult:
     offered: int
     completed: int = 0
     errors: int = 0
+    error_codes: collections.Counter = field(default_factory=collections.Counter)
     latencies: list[float] = field(default_factory=list)
     elapsed: float = 0.0
     cpu: dict[str, float] = field(default_factory=dict)
@@ -174,8 +177,9 @@ class Bench:
             self.sent[request.order_id] = time.monotonic()
             try:
                 await stub.PlaceOrder(request, metadata=metadata, timeout=30)
-            except grpc.RpcError:
+            except grpc.RpcError as error:
                 result.errors += 1
+                result.error_codes[error.code().name] += 1
 
         if rate is None:
             for request in requests:
@@ -220,6 +224,9 @@ def print_step(result: StepResult) -> None:
 
 
 def print_processes(result: StepResult) -> None:
+    if result.errors:
+        codes = ", ".join(f"{code} {n}" for code, n in result.error_codes.most_common())
+        print(f"    errors, {result.label}: {codes}")
     print(f"    per process, {result.label}: " + ", ".join(
         f"{name} {result.cpu[name]:.1f}s/{result.rss_mb[name]:.0f}MB" for name in sorted(result.cpu)), flush=True)
 
@@ -258,13 +265,21 @@ async def park(bench: Bench, count: int, timeout_s: float = 1800) -> None:
     cpu_before = {n: cpu_seconds(p) for n, p in pids.items()}
     bytes_before = store_bytes(bench.state.run_dir)
     ids = {f"park-{bench.run}-{n}" for n in range(count)}
+    customers = [f"park-{bench.run}-c{n}" for n in range(100)]
+    for customer in customers:  # room for every hold: the default credit covers 50 such orders
+        bench.client.set_credit(customer, 10**12)
     parked: set[str] = set()
     nc = await nats.connect(f"nats://127.0.0.1:{bench.state.ports.nats}")
 
+    ended: set[str] = set()  # should stay empty: an order that failed instead of parking
+
     async def on_event(msg):
         data = json.loads(msg.data)["data"]
-        if data["type"] == "approval_requested" and data["order_id"] in ids:
-            parked.add(data["order_id"])
+        if data["order_id"] in ids:
+            if data["type"] == "approval_requested":
+                parked.add(data["order_id"])
+            elif data["type"] in TERMINAL_EVENTS:
+                ended.add(data["order_id"])
         await msg.ack()
 
     sub = await nc.jetstream().subscribe(EVENTS_TOPIC, cb=on_event, deliver_policy=nats.js.api.DeliverPolicy.NEW)
@@ -274,7 +289,7 @@ async def park(bench: Bench, count: int, timeout_s: float = 1800) -> None:
 
     async def place(n):
         nonlocal errors
-        request = pb.PlaceOrderRequest(order_id=f"park-{bench.run}-{n}", customer_id=f"park-{n % 100}",
+        request = pb.PlaceOrderRequest(order_id=f"park-{bench.run}-{n}", customer_id=customers[n % 100],
                                        items=[pb.LineItem(sku=bench.skus[0], quantity=1, unit_price_cents=200_000)])
         async with semaphore:
             try:
@@ -284,21 +299,23 @@ async def park(bench: Bench, count: int, timeout_s: float = 1800) -> None:
 
     placing = asyncio.gather(*(place(n) for n in range(count)))
     next_report = started + 30
-    while len(parked) < count - errors and time.monotonic() - started < timeout_s:
+    while len(parked) + len(ended) < count - errors and time.monotonic() - started < timeout_s:
         await asyncio.sleep(0.5)
         if time.monotonic() >= next_report:
             next_report += 30
-            print(f"    parked {len(parked)}/{count} after {time.monotonic() - started:.0f}s", flush=True)
+            print(f"    parked {len(parked)}/{count} after {time.monotonic() - started:.0f}s"
+                  + (f" ({len(ended)} ended instead)" if ended else ""), flush=True)
     await placing
     parked_s = time.monotonic() - started
     await sub.unsubscribe()
     await nc.close()
     await channel.close()
     busy_cpu = {n: cpu_seconds(p) - cpu_before[n] for n, p in pids.items()}
+    per_saga_cpu_ms = sum(busy_cpu.values()) * 1000 / max(len(parked), 1)
+    per_saga_kb = (store_bytes(bench.state.run_dir) - bytes_before) / 1024 / max(len(parked), 1)
     print(f"parked {len(parked)}/{count} orders in {parked_s:.0f}s ({len(parked) / parked_s:.0f}/s), "
-          f"{errors} errors, {sum(busy_cpu.values()) * 1000 / max(len(parked), 1):.0f} cpu ms per parked saga, "
-          f"store +{(store_bytes(bench.state.run_dir) - bytes_before) / 1024 / max(len(parked), 1):.1f} KB each",
-          flush=True)
+          f"{errors} errors, {len(ended)} ended instead, {per_saga_cpu_ms:.0f} cpu ms and "
+          f"{per_saga_kb:.1f} KB of store per parked saga", flush=True)
     idle_from = {n: cpu_seconds(p) for n, p in pids.items()}
     await asyncio.sleep(30)
     idle = {n: cpu_seconds(p) - idle_from[n] for n, p in pids.items()}
@@ -313,13 +330,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rates", type=float, nargs="+", default=[5, 10, 20, 40, 80])
     parser.add_argument("--seconds", type=float, default=10, help="length of each open-loop step")
     parser.add_argument("--closed-orders", type=int, default=50)
-    parser.add_argument("--scenario-rate", type=float, default=10)
+    parser.add_argument("--scenario-rate", type=float, default=5, help="below saturation, so latency is not queueing")
     parser.add_argument("--parked", type=int, default=10_000, help="orders left waiting for approval (0: skip)")
     parser.add_argument("--scenarios", nargs="*", default=["fanout-1", "fanout-10", "declines-20", "approval"],
                         choices=sorted(SCENARIOS), help="scenario rows, each at --scenario-rate")
     parser.add_argument("--quick", action="store_true", help="closed loop and the rate steps only")
     parser.add_argument("--keep", action="store_true", help="keep the run directory (logs, stores) afterwards")
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop and clean up as on Ctrl-C
     scratch = Path(tempfile.mkdtemp(prefix="ordersaga-bench-"))
     run_dir = scratch / ".ordersaga"
     stack = Stack(run_dir, tie_to_parent=True, log=lambda m: print(m, file=sys.stderr, flush=True),
@@ -327,6 +345,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         stack.up()
         asyncio.run(run_bench(Bench(stack.state()), args))
+    except KeyboardInterrupt:
+        print("bench interrupted: stopping the stack", file=sys.stderr)
+        return 130
     finally:
         stack.down()
         if args.keep:

@@ -264,7 +264,7 @@ class Stack:
                         f"--resources-path={components}",
                         f"--config={components / 'config.yaml'}",
                         "--enable-metrics=false",
-                        "--log-level=info",
+                        f"--log-level={os.environ.get('ORDERSAGA_DAPR_LOG_LEVEL', 'info')}",
                     ],
                     env=dict(base_env, **tokens, DAPR_HOST_IP=HOST, ORDERSAGA_NATS_URL=nats_url),
                     ports=[ap.dapr_grpc, ap.dapr_http, ap.dapr_internal_grpc],

@@ -61,7 +61,9 @@ class FakeContext:
         return [c.name for c in self.calls if c.name != "update_order"]
 
     def updates(self) -> list[Any]:
-        return [c.input for c in self.calls if c.name == "update_order"]
+        """Every update sent to the actor: by update_order, or by a gated step before it acts."""
+        return [c.input if c.name == "update_order" else c.input.enter for c in self.calls
+                if c.name == "update_order" or getattr(c.input, "enter", None)]
 
     def records(self) -> list[Any]:
         """Every timeline entry sent to the actor, in order."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from order_service.activities import EventNotPublished
+from order_service.activities import CANCELLED_FIRST, EventNotPublished
 from order_service.decisions import batch_result
 from order_service.domain import OrderRequest
 from order_service.messages import Gate, SagaInput, StepResult
@@ -72,9 +72,10 @@ def test_happy_path_runs_the_steps_in_business_order():
 def test_the_timeline_is_written_in_one_update_per_status_change():
     ctx = FakeContext(world())
     run_saga(order_saga, saga_input("a", "b", "c"), ctx)
-    # One activity per service call (the lines of a batch go together), and 4 updates of the
-    # actor instead of one per timeline entry: 9 workflow activities, whatever the width.
-    assert len(ctx.calls) == 9
+    # One activity per service call (the lines of a batch go together); the capture and the
+    # shipment carry their own status change; the announcement and the ending are updates:
+    # 7 workflow activities whatever the width, 4 actor updates instead of one per entry.
+    assert len(ctx.calls) == 7
     assert [[r.status for r in u.records if r.status] for u in ctx.updates()] == [
         ["RESERVING"], ["CHARGING"], ["SHIPPING"], ["COMPLETED"]]
 
@@ -168,13 +169,28 @@ def test_small_orders_skip_the_approval_gate():
 
 
 def test_a_cancel_accepted_by_the_actor_stops_the_saga_before_shipping():
-    def gate(update):
-        return Gate(cancel_requested=any(r.status == "SHIPPING" for r in update.records))
+    ctx = FakeContext(world(create_shipment=lambda shipment: CANCELLED_FIRST))
+    assert run_saga(order_saga, saga_input("a"), ctx) == "CANCELLED"
+    assert ("ship", "CANCELLED") in ctx.timeline()
+    # An earlier attempt may have passed the gate: the shipment is undone too (a no-op if not).
+    assert undo_calls(ctx) == ["cancel_shipment", "refund_payment", "void_payment", "release_stock a"]
+    assert "commit_stock" not in ctx.activity_names()
 
-    ctx = FakeContext(world(update_order=gate))
+
+def test_a_cancel_accepted_before_the_capture_stops_the_charge():
+    ctx = FakeContext(world(capture_payment=lambda payment: CANCELLED_FIRST))
     assert run_saga(order_saga, saga_input("a"), ctx) == "CANCELLED"
     assert "create_shipment" not in ctx.activity_names()
-    assert undo_calls(ctx) == ["refund_payment", "void_payment", "release_stock a"]
+    assert ctx.published()[-1] == "cancelled"
+
+
+def test_gated_steps_ask_the_actor_for_their_status_and_the_undo_carries_no_gate():
+    ctx = FakeContext(world(create_shipment=lambda s: (_ for _ in ()).throw(RuntimeError("down"))))
+    run_saga(order_saga, saga_input("a"), ctx)
+    capture = next(c.input for c in ctx.calls if c.name == "capture_payment")
+    assert [r.status for r in capture.enter.records if r.status] == ["CHARGING"]
+    refund = next(c.input for c in ctx.calls if c.name == "refund_payment")
+    assert refund.enter is None
 
 
 def test_a_cancel_event_interrupts_the_wait_for_approval():
