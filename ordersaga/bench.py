@@ -87,24 +87,22 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
-def peak_rss_mb(pid: int) -> float:
+def _memory_mb(pid: int, field: str) -> float:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
     return 0.0
+
+
+def peak_rss_mb(pid: int) -> float:
+    return _memory_mb(pid, "VmHWM")
 
 
 def rss_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
+    return _memory_mb(pid, "VmRSS")
 
 
 def store_bytes(run_dir: Path) -> int:
@@ -241,19 +239,19 @@ async def run_bench(bench: Bench, args) -> None:
     closed = await bench.step(scenario, "closed loop, 3 lines", None, args.closed_orders)
     print_step(closed)
     for rate in args.rates:
-        result = await bench.step(scenario, f"open {rate}/s, 3 lines", rate, int(rate * args.seconds))
+        result = await bench.step(scenario, f"open {rate:g}/s, 3 lines", rate, int(rate * args.seconds))
         print_step(result)
         print_processes(result)
     for name in [] if args.quick else args.scenarios:
         rate = args.scenario_rate
-        result = await bench.step(SCENARIOS[name], f"open {rate}/s, {name}", rate, int(rate * args.seconds))
+        result = await bench.step(SCENARIOS[name], f"open {rate:g}/s, {name}", rate, int(rate * args.seconds))
         print_step(result)
         print_processes(result)
     if args.parked:
-        await park(bench, args.parked)
+        await park(bench, args.parked, rest_s=args.rest_seconds)
 
 
-async def park(bench: Bench, count: int, timeout_s: float = 1800) -> None:
+async def park(bench: Bench, count: int, rest_s: float = 30, timeout_s: float = 1800) -> None:
     """Place `count` orders that wait for approval and leave them parked: how fast they park,
     then what 10,000 waiting sagas cost at rest (CPU, memory, store) and whether new orders
     still go through at normal speed beside them."""
@@ -317,10 +315,11 @@ async def park(bench: Bench, count: int, timeout_s: float = 1800) -> None:
           f"{errors} errors, {len(ended)} ended instead, {per_saga_cpu_ms:.0f} cpu ms and "
           f"{per_saga_kb:.1f} KB of store per parked saga", flush=True)
     idle_from = {n: cpu_seconds(p) for n, p in pids.items()}
-    await asyncio.sleep(30)
+    await asyncio.sleep(rest_s)
     idle = {n: cpu_seconds(p) - idle_from[n] for n, p in pids.items()}
-    print(f"    at rest with {len(parked)} parked, 30 s: cpu {sum(idle.values()):.1f}s; memory now: " + ", ".join(
-        f"{n} {rss_mb(p):.0f}MB" for n, p in sorted(pids.items())), flush=True)
+    memory = ", ".join(f"{n} {rss_mb(p):.0f}MB" for n, p in sorted(pids.items()))
+    print(f"    at rest with {len(parked)} parked, {rest_s:.0f} s: cpu {sum(idle.values()):.1f}s; memory now: {memory}",
+          flush=True)
     beside = await bench.step(SCENARIOS["no-approval"], "closed loop beside parked", None, 20)
     print_step(beside)
 
@@ -332,6 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--closed-orders", type=int, default=50)
     parser.add_argument("--scenario-rate", type=float, default=5, help="below saturation, so latency is not queueing")
     parser.add_argument("--parked", type=int, default=10_000, help="orders left waiting for approval (0: skip)")
+    parser.add_argument("--rest-seconds", type=float, default=30, help="how long to watch the parked orders idle")
     parser.add_argument("--scenarios", nargs="*", default=["fanout-1", "fanout-10", "declines-20", "approval"],
                         choices=sorted(SCENARIOS), help="scenario rows, each at --scenario-rate")
     parser.add_argument("--quick", action="store_true", help="closed loop and the rate steps only")
