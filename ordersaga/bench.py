@@ -242,7 +242,9 @@ async def run_bench(bench: Bench, args) -> None:
         result = await bench.step(scenario, f"open {rate:g}/s, 3 lines", rate, int(rate * args.seconds))
         print_step(result)
         print_processes(result)
-    for name in [] if args.quick else args.scenarios:
+    if args.quick:
+        return
+    for name in args.scenarios:
         rate = args.scenario_rate
         result = await bench.step(SCENARIOS[name], f"open {rate:g}/s, {name}", rate, int(rate * args.seconds))
         print_step(result)
