@@ -109,6 +109,27 @@ def store_bytes(run_dir: Path) -> int:
     return sum(p.stat().st_size for p in (run_dir / "data").glob("*.db*"))
 
 
+@dataclass
+class Usage:
+    """Each process's CPU seconds and the stores' size at one moment: what a phase cost."""
+
+    pids: dict[str, int]
+    cpu: dict[str, float]
+    run_dir: Path
+    store: int
+
+    @classmethod
+    def now(cls, state: StackState) -> "Usage":
+        pids = {name: proc.pid for name, proc in state.processes.items()}
+        return cls(pids, {n: cpu_seconds(p) for n, p in pids.items()}, state.run_dir, store_bytes(state.run_dir))
+
+    def cpu_since(self) -> dict[str, float]:
+        return {n: cpu_seconds(p) - self.cpu[n] for n, p in self.pids.items()}
+
+    def store_kb_since(self) -> float:
+        return (store_bytes(self.run_dir) - self.store) / 1024
+
+
 # ---- load ------------------------------------------------------------------------------------------
 
 class Bench:
@@ -125,6 +146,13 @@ class Bench:
         self.steps = 0
         self.done: dict[str, tuple[float, str]] = {}  # order id -> (time, event type)
         self.sent: dict[str, float] = {}
+
+    def order_api(self) -> tuple[grpc.aio.Channel, orders_grpc.OrderServiceStub, tuple]:
+        """The public OrderService through order-service's sidecar: channel, stub, call metadata."""
+        port = self.state.ports.apps["order-service"].dapr_grpc
+        channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+        metadata = (("dapr-api-token", self.state.api_token), ("dapr-app-id", "order-service"))
+        return channel, orders_grpc.OrderServiceStub(channel), metadata
 
     async def _listen(self, stop: asyncio.Event) -> None:
         nc = await nats.connect(f"nats://127.0.0.1:{self.state.ports.nats}")
@@ -156,13 +184,8 @@ class Bench:
     async def step(self, scenario: Scenario, label: str, rate: float | None, count: int,
                    drain_s: float = 300) -> StepResult:
         """`rate` orders/s (open loop), or None: one at a time (closed loop)."""
-        port = self.state.ports.apps["order-service"].dapr_grpc
-        metadata = (("dapr-api-token", self.state.api_token), ("dapr-app-id", "order-service"))
-        channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
-        stub = orders_grpc.OrderServiceStub(channel)
-        pids = {n: r.pid for n, r in self.state.processes.items()}
-        cpu_before = {n: cpu_seconds(p) for n, p in pids.items()}
-        bytes_before = store_bytes(self.state.run_dir)
+        channel, stub, metadata = self.order_api()
+        usage = Usage.now(self.state)
         result = StepResult(label, offered=count)
         stop = asyncio.Event()
         listener = asyncio.create_task(self._listen(stop))
@@ -203,9 +226,9 @@ class Bench:
         stop.set()
         await listener
         await channel.close()
-        result.cpu = {n: cpu_seconds(p) - cpu_before[n] for n, p in pids.items()}
-        result.rss_mb = {n: peak_rss_mb(p) for n, p in pids.items()}
-        result.store_growth_kb = (store_bytes(self.state.run_dir) - bytes_before) / 1024
+        result.cpu = usage.cpu_since()
+        result.rss_mb = {n: peak_rss_mb(p) for n, p in usage.pids.items()}
+        result.store_growth_kb = usage.store_kb_since()
         return result
 
 
@@ -260,13 +283,8 @@ async def park(bench: Bench, count: int, rest_s: float = 30, timeout_s: float = 
     """Place `count` orders that wait for approval and leave them parked: how fast they park,
     then what 10,000 waiting sagas cost at rest (CPU, memory, store) and whether new orders
     still go through at normal speed beside them."""
-    port = bench.state.ports.apps["order-service"].dapr_grpc
-    metadata = (("dapr-api-token", bench.state.api_token), ("dapr-app-id", "order-service"))
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
-    stub = orders_grpc.OrderServiceStub(channel)
-    pids = {n: r.pid for n, r in bench.state.processes.items()}
-    cpu_before = {n: cpu_seconds(p) for n, p in pids.items()}
-    bytes_before = store_bytes(bench.state.run_dir)
+    channel, stub, metadata = bench.order_api()
+    usage = Usage.now(bench.state)
     ids = {f"park-{bench.run}-{n}" for n in range(count)}
     customers = [f"park-{bench.run}-c{n}" for n in range(100)]
     for customer in customers:  # room for every hold: the default credit covers 50 such orders
@@ -313,16 +331,15 @@ async def park(bench: Bench, count: int, rest_s: float = 30, timeout_s: float = 
     await sub.unsubscribe()
     await nc.close()
     await channel.close()
-    busy_cpu = {n: cpu_seconds(p) - cpu_before[n] for n, p in pids.items()}
-    per_saga_cpu_ms = sum(busy_cpu.values()) * 1000 / max(len(parked), 1)
-    per_saga_kb = (store_bytes(bench.state.run_dir) - bytes_before) / 1024 / max(len(parked), 1)
+    per_saga_cpu_ms = sum(usage.cpu_since().values()) * 1000 / max(len(parked), 1)
+    per_saga_kb = usage.store_kb_since() / max(len(parked), 1)
     print(f"parked {len(parked)}/{count} orders in {parked_s:.0f}s ({len(parked) / parked_s:.0f}/s), "
           f"{errors} errors, {len(ended)} ended instead, {per_saga_cpu_ms:.0f} cpu ms and "
           f"{per_saga_kb:.1f} KB of store per parked saga", flush=True)
-    idle_from = {n: cpu_seconds(p) for n, p in pids.items()}
+    at_rest = Usage.now(bench.state)
     await asyncio.sleep(rest_s)
-    idle = {n: cpu_seconds(p) - idle_from[n] for n, p in pids.items()}
-    memory = ", ".join(f"{n} {rss_mb(p):.0f}MB" for n, p in sorted(pids.items()))
+    idle = at_rest.cpu_since()
+    memory = ", ".join(f"{n} {rss_mb(p):.0f}MB" for n, p in sorted(at_rest.pids.items()))
     print(f"    at rest with {len(parked)} parked, {rest_s:.0f} s: cpu {sum(idle.values()):.1f}s; memory now: {memory}",
           flush=True)
     beside = await bench.step(SCENARIOS["no-approval"], "closed loop beside parked", None, 20)
