@@ -22,12 +22,12 @@ from dapr.ext.workflow import WorkflowActivityContext
 from dapr.proto import api_v1
 
 from inventory_service import inventory_pb2, inventory_pb2_grpc
+from order_service import events
 from order_service.actor import ACTOR_TYPE
-from order_service.dapr_clients import dapr_client, dapr_stub, sidecar_channel
+from order_service.dapr_clients import dapr_stub, sidecar_channel
 from order_service.decisions import batch_result
 from order_service.messages import (
     Gate,
-    LifecycleEvent,
     OrderUpdate,
     PaymentCall,
     ShipmentCall,
@@ -36,7 +36,6 @@ from order_service.messages import (
     StockLine,
 )
 from order_service.saga import CANCELLED
-from order_service.topics import EVENTS_TOPIC, PUBSUB
 from payment_service import payment_pb2, payment_pb2_grpc
 from shipping_service import shipping_pb2, shipping_pb2_grpc
 
@@ -196,7 +195,7 @@ async def update_order(ctx: WorkflowActivityContext, update: OrderUpdate) -> Gat
     gate = await _record(update)
     if update.event and not gate.cancel_requested:
         try:
-            await _publish(update.event)
+            await events.publish(update.event)
         except Exception as error:  # noqa: BLE001 - the broker client raises many kinds
             raise EventNotPublished(f"{update.event.type}: {error}") from error
     return gate
@@ -218,16 +217,6 @@ async def _record(update: OrderUpdate) -> Gate:
 
 class EventNotPublished(Exception):
     """The entries are recorded but the event did not reach the broker (the saga notes it)."""
-
-
-async def _publish(event: LifecycleEvent) -> None:
-    """Publish on order-events with a stable CloudEvent id, so consumers (and JetStream's
-    duplicate window) drop the copy a retried activity sends."""
-    await dapr_client().publish_event(
-        PUBSUB, EVENTS_TOPIC, event.model_dump_json(), data_content_type="application/json",
-        publish_metadata={"cloudevent.id": f"{event.order_id}.{event.type}",
-                          "cloudevent.type": f"ordersaga.order.{event.type}"},
-    )
 
 
 def _token() -> tuple:

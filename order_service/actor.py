@@ -16,7 +16,7 @@ from dapr.actor import Actor, ActorInterface, Remindable, actormethod
 from dapr.ext.workflow.aio import DaprWorkflowClient
 from pydantic import ValidationError
 
-from order_service import index
+from order_service import events, index
 from order_service.dapr_clients import dapr_client
 from order_service.decisions import needs_approval
 from order_service.domain import (
@@ -32,7 +32,6 @@ from order_service.domain import (
 from order_service.messages import LifecycleEvent, SagaInput
 from order_service.saga import APPROVAL_EVENT, CANCEL_EVENT, SAGA_NAME
 from order_service.settings import Settings
-from order_service.topics import EVENTS_TOPIC, PUBSUB
 
 ACTOR_TYPE = "OrderActor"
 STATE_KEY = "order"
@@ -209,10 +208,7 @@ class OrderActor(Actor, OrderActorInterface, Remindable):
             await self._save(order)
         event = LifecycleEvent(order_id=order.order_id, type="overdue", status=order.status,
                                total_cents=order.request.total_cents, detail=f"still {order.status}")
-        await dapr_client().publish_event(PUBSUB, EVENTS_TOPIC, event.model_dump_json(),
-                                          data_content_type="application/json",
-                                          publish_metadata={"cloudevent.id": f"{order.order_id}.overdue",
-                                                            "cloudevent.type": "ordersaga.order.overdue"})
+        await events.publish(event)
         log.warning("order=%s step=deadline outcome=EXCEEDED status=%s", order.order_id, order.status)
 
     async def _ensure_saga(self, order: OrderState) -> None:
