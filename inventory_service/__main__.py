@@ -1,9 +1,9 @@
 """inventory-service's composition root: `python -m inventory_service` (started by `ordersaga up`)."""
 
+from apphost import server as apphost
+from apphost.statestore import OptimisticStore
 from inventory_service import inventory_pb2, inventory_pb2_grpc
 from inventory_service.server import STORE, InventoryServicer
-from ordersaga import apphost
-from ordersaga.statestore import OptimisticStore
 
 APP_ID = "inventory-service"
 

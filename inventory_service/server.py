@@ -2,7 +2,7 @@
 
 Rows in its state store: `stock|SKU` (on hand, reserved) and `reservation|KEY` (what the call
 with that idempotency key did). Every change is one ETag-conditioned transaction over both,
-see ordersaga.statestore.
+see apphost.statestore.
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ import logging
 
 import grpc
 
+from apphost.server import require
+from apphost.statestore import OptimisticStore, Write
 from inventory_service import inventory_pb2 as pb
 from inventory_service import inventory_pb2_grpc as pb_grpc
 from inventory_service.stock import Reservation, Stock
-from ordersaga.apphost import require
-from ordersaga.statestore import OptimisticStore, Write
 
 STORE = "inventory-store"
 log = logging.getLogger("inventory_service")

@@ -14,6 +14,7 @@ from dapr.clients import DaprClient
 from dapr.ext.workflow import DaprWorkflowClient, WorkflowRuntime
 from dapr.ext.workflow.logger import LoggerOptions
 
+from apphost import server as apphost
 from order_service import actor, orders_pb2, orders_pb2_grpc, saga
 from order_service.activities import ACTIVITIES
 from order_service.actor_client import ActorClient
@@ -22,7 +23,6 @@ from order_service.api import OrderApi
 from order_service.approvals import ApprovalHandler
 from order_service.settings import Settings
 from order_service.topics import APPROVALS_DEAD_LETTER_TOPIC, APPROVALS_TOPIC, PUBSUB
-from ordersaga import apphost
 
 APP_ID = "order-service"
 

@@ -15,12 +15,12 @@ import grpc
 from dapr.conf import settings
 from dapr.ext.workflow import DaprWorkflowClient
 
+from apphost import faults_pb2, faults_pb2_grpc
 from inventory_service import inventory_pb2 as inv_pb
 from inventory_service import inventory_pb2_grpc as inv_grpc
 from order_service import orders_pb2_grpc as orders_grpc
 from order_service.actor_client import ActorCallError, ActorClient
 from order_service.topics import APPROVALS_TOPIC, PUBSUB
-from ordersaga import faults_pb2, faults_pb2_grpc
 from ordersaga.stack.layout import StackState
 from payment_service import payment_pb2 as pay_pb
 from payment_service import payment_pb2_grpc as pay_grpc

@@ -14,7 +14,7 @@ PROTO_FILES = [
     "inventory_service/inventory.proto",
     "payment_service/payment.proto",
     "shipping_service/shipping.proto",
-    "ordersaga/faults.proto",
+    "apphost/faults.proto",
 ]
 
 

@@ -2,8 +2,8 @@
 
 import os
 
-from ordersaga import apphost
-from ordersaga.statestore import OptimisticStore
+from apphost import server as apphost
+from apphost.statestore import OptimisticStore
 from payment_service import payment_pb2, payment_pb2_grpc
 from payment_service.server import STORE, PaymentServicer
 

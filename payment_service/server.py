@@ -2,15 +2,15 @@
 
 Rows in its state store: `account|CUSTOMER` (limit, held, captured) and `payment|KEY` (the
 ledger entry of that idempotency key). Every change is one ETag-conditioned transaction over
-both (ordersaga.statestore), so no order is ever charged twice and credit is never overdrawn.
+both (apphost.statestore), so no order is ever charged twice and credit is never overdrawn.
 """
 
 from __future__ import annotations
 
 import logging
 
-from ordersaga.apphost import require
-from ordersaga.statestore import OptimisticStore, Write
+from apphost.server import require
+from apphost.statestore import OptimisticStore, Write
 from payment_service import payment_pb2 as pb
 from payment_service import payment_pb2_grpc as pb_grpc
 from payment_service.ledger import Account, Payment

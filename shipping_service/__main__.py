@@ -1,7 +1,7 @@
 """shipping-service's composition root: `python -m shipping_service` (started by `ordersaga up`)."""
 
-from ordersaga import apphost
-from ordersaga.statestore import OptimisticStore
+from apphost import server as apphost
+from apphost.statestore import OptimisticStore
 from shipping_service import shipping_pb2, shipping_pb2_grpc
 from shipping_service.server import STORE, ShippingServicer
 

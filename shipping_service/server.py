@@ -11,8 +11,8 @@ import uuid
 
 from pydantic import BaseModel
 
-from ordersaga.apphost import require
-from ordersaga.statestore import OptimisticStore, Write
+from apphost.server import require
+from apphost.statestore import OptimisticStore, Write
 from shipping_service import shipping_pb2 as pb
 from shipping_service import shipping_pb2_grpc as pb_grpc
 

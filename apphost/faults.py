@@ -14,10 +14,10 @@ import time
 
 import grpc
 
-from ordersaga import faults_pb2, faults_pb2_grpc
+from apphost import faults_pb2, faults_pb2_grpc
 
 SERVICE_NAME = faults_pb2.DESCRIPTOR.services_by_name["Faults"].full_name
-log = logging.getLogger("ordersaga.faults")
+log = logging.getLogger("apphost.faults")
 
 
 class FaultInjector(grpc.ServerInterceptor, faults_pb2_grpc.FaultsServicer):

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from ordersaga import faults_pb2 as ordersaga_dot_faults__pb2
+from apphost import faults_pb2 as apphost_dot_faults__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in ordersaga/faults_pb2_grpc.py depends on'
+        + ' but the generated code in apphost/faults_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -36,13 +36,13 @@ class FaultsStub:
         """
         self.Set = channel.unary_unary(
                 '/ordersaga.faults.v1.Faults/Set',
-                request_serializer=ordersaga_dot_faults__pb2.FaultSettings.SerializeToString,
-                response_deserializer=ordersaga_dot_faults__pb2.FaultSettings.FromString,
+                request_serializer=apphost_dot_faults__pb2.FaultSettings.SerializeToString,
+                response_deserializer=apphost_dot_faults__pb2.FaultSettings.FromString,
                 _registered_method=True)
         self.Get = channel.unary_unary(
                 '/ordersaga.faults.v1.Faults/Get',
-                request_serializer=ordersaga_dot_faults__pb2.GetFaultsRequest.SerializeToString,
-                response_deserializer=ordersaga_dot_faults__pb2.FaultSettings.FromString,
+                request_serializer=apphost_dot_faults__pb2.GetFaultsRequest.SerializeToString,
+                response_deserializer=apphost_dot_faults__pb2.FaultSettings.FromString,
                 _registered_method=True)
 
 
@@ -66,13 +66,13 @@ def add_FaultsServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Set': grpc.unary_unary_rpc_method_handler(
                     servicer.Set,
-                    request_deserializer=ordersaga_dot_faults__pb2.FaultSettings.FromString,
-                    response_serializer=ordersaga_dot_faults__pb2.FaultSettings.SerializeToString,
+                    request_deserializer=apphost_dot_faults__pb2.FaultSettings.FromString,
+                    response_serializer=apphost_dot_faults__pb2.FaultSettings.SerializeToString,
             ),
             'Get': grpc.unary_unary_rpc_method_handler(
                     servicer.Get,
-                    request_deserializer=ordersaga_dot_faults__pb2.GetFaultsRequest.FromString,
-                    response_serializer=ordersaga_dot_faults__pb2.FaultSettings.SerializeToString,
+                    request_deserializer=apphost_dot_faults__pb2.GetFaultsRequest.FromString,
+                    response_serializer=apphost_dot_faults__pb2.FaultSettings.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -100,8 +100,8 @@ class Faults:
             request,
             target,
             '/ordersaga.faults.v1.Faults/Set',
-            ordersaga_dot_faults__pb2.FaultSettings.SerializeToString,
-            ordersaga_dot_faults__pb2.FaultSettings.FromString,
+            apphost_dot_faults__pb2.FaultSettings.SerializeToString,
+            apphost_dot_faults__pb2.FaultSettings.FromString,
             options,
             channel_credentials,
             insecure,
@@ -127,8 +127,8 @@ class Faults:
             request,
             target,
             '/ordersaga.faults.v1.Faults/Get',
-            ordersaga_dot_faults__pb2.GetFaultsRequest.SerializeToString,
-            ordersaga_dot_faults__pb2.FaultSettings.FromString,
+            apphost_dot_faults__pb2.GetFaultsRequest.SerializeToString,
+            apphost_dot_faults__pb2.FaultSettings.FromString,
             options,
             channel_credentials,
             insecure,

@@ -24,13 +24,13 @@ from dapr.ext.grpc import App
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from ordersaga import faults_pb2_grpc
-from ordersaga.faults import SERVICE_NAME as FAULTS_SERVICE
-from ordersaga.faults import FaultInjector, methods_of
+from apphost import faults_pb2_grpc
+from apphost.faults import SERVICE_NAME as FAULTS_SERVICE
+from apphost.faults import FaultInjector, methods_of
 
 Startup = Callable[[], Awaitable[Callable[[], Awaitable[None]] | None]]
 
-log = logging.getLogger("ordersaga.apphost")
+log = logging.getLogger("apphost.server")
 
 
 def configure_logging(app_id: str) -> None:

@@ -22,7 +22,7 @@ from pydantic import BaseModel
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
 _MAX_ATTEMPTS = 100
-log = logging.getLogger("ordersaga.statestore")
+log = logging.getLogger("apphost.statestore")
 
 
 class ConcurrencyConflict(Exception):
