@@ -1,10 +1,11 @@
 """Run one of the apps: a Dapr gRPC app server with health and reflection, and a clean shutdown.
 
 Each service's `__main__` is its composition root and hands this module what to serve. The
-host binds the app's gRPC server on 127.0.0.1 (`APP_PORT`), waits for its sidecar, runs the
-service's async start-up (actor host, workflow worker...), and only then reports SERVING on
-`grpc.health.v1`, which is what `ordersaga up` waits for. SIGTERM and SIGINT stop the service:
-NOT_SERVING first, then the service's own shutdown, then the server with a short grace period.
+host binds the app's gRPC server on 127.0.0.1 (`APP_PORT`; `ORDERSAGA_BIND_HOST` overrides),
+waits for its sidecar, runs the service's async start-up (actor host, workflow worker...), and
+only then reports SERVING on `grpc.health.v1`, which is what `ordersaga up` waits for. SIGTERM
+and SIGINT stop the service: NOT_SERVING first, then the service's own shutdown, then the server
+with a short grace period.
 """
 
 from __future__ import annotations
@@ -114,9 +115,12 @@ async def _serve(app_id: str, app: App, service_names: list[str], startup: Start
     app.add_external_service(lambda names, server: reflection.enable_server_reflection(names, server), names)
 
     port = int(os.environ["APP_PORT"])
-    server_thread = threading.Thread(target=app.run, args=(port, "127.0.0.1"), name="grpc-server", daemon=True)
+    # Loopback by default: only the sidecar beside the app calls it. In a Kubernetes pod the
+    # kubelet's gRPC probe comes from outside the pod's loopback (the chart sets 0.0.0.0).
+    host = os.environ.get("ORDERSAGA_BIND_HOST", "127.0.0.1")
+    server_thread = threading.Thread(target=app.run, args=(port, host), name="grpc-server", daemon=True)
     server_thread.start()
-    log.info("gRPC app server listening on 127.0.0.1:%d", port)
+    log.info("gRPC app server listening on %s:%d", host, port)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -90,7 +90,7 @@ class OptimisticStore:
         try:
             self._stub().ExecuteStateTransaction(request, metadata=metadata, timeout=30)
         except grpc.RpcError as error:
-            if _is_etag_conflict(error) or _is_busy(error):
+            if is_write_conflict(error) or _is_busy(error):
                 raise ConcurrencyConflict() from error
             raise
 
@@ -109,6 +109,10 @@ def _is_busy(error: Exception) -> bool:
     return "database is locked" in str(error).lower()
 
 
-def _is_etag_conflict(error: Exception) -> bool:
+def is_write_conflict(error: Exception) -> bool:
+    """A conditional write lost to another writer. SQLite reports a stale ETag and an
+    insert-if-absent that found the row alike (an ETag mismatch); PostgreSQL v2 reports the
+    latter as "no item was updated" (its upsert matched a live row and changed nothing)."""
     code = getattr(error, "code", lambda: None)()
-    return code == grpc.StatusCode.ABORTED or "etag" in str(error).lower()
+    text = str(error).lower()
+    return code == grpc.StatusCode.ABORTED or "etag" in text or "no item was updated" in text

@@ -12,6 +12,8 @@ from dapr.aio.clients import DaprClient
 from dapr.clients.grpc._state import Concurrency, StateOptions
 from pydantic import BaseModel, Field
 
+from apphost.statestore import is_write_conflict
+
 STORE = "order-store"
 # Many small shards: a shard is rewritten whole on every note, so its size, not the number of
 # shards, is what each write costs (32 shards made every write grow with the order count).
@@ -46,7 +48,7 @@ async def note(client: DaprClient, order_id: str, label: str) -> None:
                                     options=StateOptions(concurrency=Concurrency.first_write))
             return
         except Exception as error:  # the aio client raises more than one error type for this
-            if "etag" not in str(error).lower():
+            if not is_write_conflict(error):
                 raise
     raise RuntimeError(f"could not update {key} after {_ATTEMPTS} attempts")
 

@@ -262,6 +262,7 @@ class Stack:
                         f"--placement-host-address={HOST}:{p.placement}",
                         f"--scheduler-host-address={HOST}:{p.scheduler}",
                         f"--resources-path={components}",
+                        f"--resources-path={components / 'embedded'}",
                         f"--config={components / 'config.yaml'}",
                         "--enable-metrics=false",
                         f"--log-level={os.environ.get('ORDERSAGA_DAPR_LOG_LEVEL', 'info')}",

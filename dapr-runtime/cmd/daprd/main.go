@@ -14,14 +14,19 @@ import (
 	"go.opencensus.io/stats/view"
 	"go.uber.org/automaxprocs/maxprocs"
 
+	nrkubernetes "github.com/dapr/components-contrib/nameresolution/kubernetes"
 	nrmdns "github.com/dapr/components-contrib/nameresolution/mdns"
 	nrsqlite "github.com/dapr/components-contrib/nameresolution/sqlite"
 	"github.com/dapr/components-contrib/pubsub/jetstream"
+	"github.com/dapr/components-contrib/pubsub/kafka"
 	"github.com/dapr/components-contrib/secretstores/local/env"
+	statepgv1 "github.com/dapr/components-contrib/state/postgresql/v1"
+	statepgv2 "github.com/dapr/components-contrib/state/postgresql/v2"
 	statesqlite "github.com/dapr/components-contrib/state/sqlite"
 
 	"github.com/dapr/dapr/cmd/daprd/options"
 	"github.com/dapr/dapr/pkg/buildinfo"
+	"github.com/dapr/dapr/pkg/components"
 	bindingsLoader "github.com/dapr/dapr/pkg/components/bindings"
 	configurationLoader "github.com/dapr/dapr/pkg/components/configuration"
 	conversationLoader "github.com/dapr/dapr/pkg/components/conversation"
@@ -48,12 +53,27 @@ var (
 	logContrib = logger.NewLogger("dapr.contrib")
 )
 
-// registerComponents is the whole difference from upstream's daprd.
+// registerComponents is the whole difference from upstream's daprd. Embedded profile: SQLite
+// state, JetStream pub/sub, SQLite name resolution. Production profile: PostgreSQL state (v1 and
+// v2 under both names, v1 the default, exactly as upstream's cmd/daprd/components registers
+// them) and Kafka pub/sub. Kubernetes name resolution and mDNS as upstream has them.
 func registerComponents() {
 	stateLoader.DefaultRegistry.RegisterComponent(statesqlite.NewSQLiteStateStore, "sqlite", "sqlite3")
+	postgres := components.Versioning{
+		Preferred: components.VersionConstructor{Version: "v2", Constructor: statepgv2.NewPostgreSQLStateStore},
+		Others:    []components.VersionConstructor{{Version: "v1", Constructor: statepgv1.NewPostgreSQLStateStore}},
+		Default:   "v1",
+	}
+	stateLoader.DefaultRegistry.RegisterComponentWithVersions("postgres", postgres)
+	stateLoader.DefaultRegistry.RegisterComponentWithVersions("postgresql", postgres)
+
 	pubsubLoader.DefaultRegistry.RegisterComponent(jetstream.NewJetStream, "jetstream")
+	pubsubLoader.DefaultRegistry.RegisterComponent(kafka.NewKafka, "kafka")
+
 	nrLoader.DefaultRegistry.RegisterComponent(nrsqlite.NewResolver, "sqlite")
 	nrLoader.DefaultRegistry.RegisterComponent(nrmdns.NewResolver, "mdns")
+	nrLoader.DefaultRegistry.RegisterComponent(nrkubernetes.NewResolver, "kubernetes")
+
 	secretstoresLoader.DefaultRegistry.RegisterComponent(env.NewEnvSecretStore, "local.env")
 }
 
