@@ -101,48 +101,44 @@ def _fingerprint(module_dir: Path) -> str:
     return digest.hexdigest()[:12]
 
 
-def _check_go() -> str:
+def check_go(needed_for: str, alternatives: str, minimum: tuple[int, int, int] = MIN_GO) -> str:
+    """The `go` command at `minimum` or newer, or an error saying what to install to build `needed_for`."""
+    wanted = ".".join(str(n) for n in minimum)
     go = shutil.which("go")
     if not go:
         raise RuntimeProvisionError(
-            "Go is not installed, and it is needed to build the Dapr runtime "
-            f"(daprd, placement, scheduler) v{DAPR_VERSION} from source.\n"
-            "Install Go >= 1.26.6 (e.g. from your distribution or go.dev), or install Dapr 1.18 "
-            "with `dapr init` (ordersaga uses ~/.dapr/bin when it holds 1.18.x), or point "
-            "ORDERSAGA_DAPR_BIN_DIR at a folder with daprd, placement and scheduler 1.18.x."
+            f"Go is not installed, and it is needed to build {needed_for} from source.\n"
+            f"Install Go >= {wanted} (e.g. from your distribution or go.dev), {alternatives}"
         )
     out = subprocess.run([go, "env", "GOVERSION"], capture_output=True, text=True).stdout.strip()
     numbers = tuple(int(n) for n in re.findall(r"\d+", out)[:3])
-    if numbers < MIN_GO:
-        raise RuntimeProvisionError(
-            f"Go {out} is too old to build Dapr v{DAPR_VERSION}: it needs go1.26.6 or newer."
-        )
+    if numbers < minimum:
+        raise RuntimeProvisionError(f"Go {out} is too old to build {needed_for}: it needs go{wanted} or newer.")
     return go
 
 
-def _build(module_dir: Path, out_dir: Path, log=print) -> None:
-    go = _check_go()
-    staging = out_dir.with_name(out_dir.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    env = dict(
-        os.environ,
-        CGO_ENABLED="0",
-        # Every module is verified against the committed go.sum; never fetch a toolchain.
-        GOFLAGS="-mod=readonly -buildvcs=false",
-        GOTOOLCHAIN="local",
+def _check_go() -> str:
+    return check_go(
+        f"the Dapr runtime (daprd, placement, scheduler) v{DAPR_VERSION}",
+        "or install Dapr 1.18 with `dapr init` (ordersaga uses ~/.dapr/bin when it holds 1.18.x), or point "
+        "ORDERSAGA_DAPR_BIN_DIR at a folder with daprd, placement and scheduler 1.18.x.",
     )
-    ldflags = f"-s -w -X github.com/dapr/dapr/pkg/buildinfo.version={DAPR_VERSION}"
-    argv = [go, "build", "-v", "-trimpath", "-ldflags", ldflags, "-o", str(staging) + "/"]
-    argv += list(_BUILD_TARGETS.values())
-    log(
-        f"Building Dapr {DAPR_VERSION} (daprd, placement, scheduler) from the Go module proxy; "
-        "a cold build takes several minutes on two cores, later runs reuse the cache."
-    )
+
+
+# Every module is verified against the committed go.sum; never fetch a toolchain.
+GO_BUILD_ENV = {"CGO_ENABLED": "0", "GOFLAGS": "-mod=readonly -buildvcs=false", "GOTOOLCHAIN": "local"}
+
+
+def go_build_with_progress(argv: list[str], module_dir: Path, build_log: Path, what: str, log=print) -> None:
+    """Run `argv` (a `go build -v ...`) in `module_dir` with GO_BUILD_ENV, its output into `build_log`.
+
+    A cold build takes minutes, so a line every 15 s says it is alive and how far it got. A failure
+    raises RuntimeProvisionError naming `what`, with the log's last lines.
+    """
     started = time.monotonic()
-    build_log = out_dir.with_name(out_dir.name + ".build.log")
     proc = subprocess.Popen(
-        argv, cwd=module_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        argv, cwd=module_dir, env=dict(os.environ, **GO_BUILD_ENV),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     compiled = 0
     last_line = ""
@@ -164,7 +160,24 @@ def _build(module_dir: Path, out_dir: Path, log=print) -> None:
     stop_ticker.set()
     if code != 0:
         tail = "".join(build_log.read_text().splitlines(keepends=True)[-25:])
-        raise RuntimeProvisionError(f"Building Dapr failed (exit {code}); full log: {build_log}\n{tail}")
+        raise RuntimeProvisionError(f"Building {what} failed (exit {code}); full log: {build_log}\n{tail}")
+
+
+def _build(module_dir: Path, out_dir: Path, log=print) -> None:
+    go = _check_go()
+    staging = out_dir.with_name(out_dir.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    ldflags = f"-s -w -X github.com/dapr/dapr/pkg/buildinfo.version={DAPR_VERSION}"
+    argv = [go, "build", "-v", "-trimpath", "-ldflags", ldflags, "-o", str(staging) + "/"]
+    argv += list(_BUILD_TARGETS.values())
+    log(
+        f"Building Dapr {DAPR_VERSION} (daprd, placement, scheduler) from the Go module proxy; "
+        "a cold build takes several minutes on two cores, later runs reuse the cache."
+    )
+    started = time.monotonic()
+    build_log = out_dir.with_name(out_dir.name + ".build.log")
+    go_build_with_progress(argv, module_dir, build_log, "Dapr", log=log)
     shutil.rmtree(out_dir, ignore_errors=True)
     staging.rename(out_dir)
     sizes = ", ".join(f"{n} {(out_dir / n).stat().st_size / 1e6:.0f} MB" for n in BINARIES)
