@@ -25,11 +25,14 @@ from tests.deploy.schemas import CrdValidator
 
 
 @pytest.fixture(scope="session")
-def helm() -> Path:
-    try:
-        path, _ = ensure_helm(log=lambda message: print(message, flush=True))
-    except RuntimeProvisionError as error:
-        pytest.fail(f"tests/deploy need helm: {error}", pytrace=False)
+def helm(request) -> Path:
+    # A cold build takes a minute or more: its progress lines go to the terminal, not to pytest's capture.
+    capture = request.config.pluginmanager.getplugin("capturemanager")
+    with capture.global_and_fixture_disabled():
+        try:
+            path, _ = ensure_helm(log=lambda message: print(message, flush=True))
+        except RuntimeProvisionError as error:
+            pytest.fail(f"tests/deploy need helm: {error}", pytrace=False)
     return path
 
 

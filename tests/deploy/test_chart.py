@@ -4,8 +4,20 @@ repository's components/ folder (one source of truth for the local stack and the
 from __future__ import annotations
 
 import pytest
+import yaml
 
-from tests.deploy.chart import APP_IDS, CHART, RENDERS, ROOT, VALUES_DIR, by_kind, run_helm, unexpected_stderr
+from tests.deploy.chart import (
+    APP_IDS,
+    CHART,
+    NAMESPACE,
+    RELEASE,
+    RENDERS,
+    ROOT,
+    VALUES_DIR,
+    by_kind,
+    run_helm,
+    unexpected_stderr,
+)
 
 
 @pytest.mark.parametrize("name", RENDERS)
@@ -26,6 +38,16 @@ def test_the_dapr_resources_are_the_repositorys_own_files():
     assert link.is_symlink(), "deploy/helm/ordersaga/components must link to the repository's components/"
     assert not link.readlink().is_absolute(), "the link must be relative, so every clone resolves it"
     assert link.resolve() == (ROOT / "components").resolve()
+
+
+def test_a_packaged_chart_carries_the_linked_files(helm, render, tmp_path):
+    """`helm package` follows the link too, so a chart pushed to a repository is complete."""
+    result = run_helm(helm, "package", str(CHART), "--destination", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    (archive,) = tmp_path.glob("ordersaga-*.tgz")
+    rendered = run_helm(helm, "template", RELEASE, str(archive), "--namespace", NAMESPACE)
+    assert rendered.returncode == 0, rendered.stderr
+    assert [doc for doc in yaml.safe_load_all(rendered.stdout) if doc] == render("defaults")
 
 
 @pytest.mark.parametrize("name", RENDERS)
