@@ -56,3 +56,10 @@ clean: down
 
 bench: runtime
 	$(PY) -m ordersaga.bench
+
+# The Kubernetes chart (deploy/helm/ordersaga), checked offline: helm found or built
+# (ordersaga/deploytools.py), then lint, render and schema checks (tests/deploy).
+.PHONY: chart
+chart: venv
+	$(PY) -m ordersaga.deploytools
+	$(PY) -m pytest tests/deploy
