@@ -12,7 +12,10 @@ STAMP  := $(VENV)/.installed-stamp
 demo: runtime
 	$(PY) -m ordersaga.demo
 
+# The tests run both profiles: the production one needs PostgreSQL (installed when missing and
+# possible), Java 17+ and Maven (the Kafka broker's jars are fetched once).
 test: runtime
+	$(VENV)/bin/ordersaga runtime --profile production
 	$(PY) -m pytest
 
 unit: venv

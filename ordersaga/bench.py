@@ -2,7 +2,7 @@
 
 It starts a stack of its own in a temporary run directory (so a running demo is untouched),
 places orders through the public gRPC API, and learns of each saga's end from the
-`order-events` topic, read straight from JetStream. Latency is from PlaceOrder sent to the
+`order-events` topic, read straight from the broker (JetStream or Kafka). Latency is from PlaceOrder sent to the
 terminal lifecycle event published.
 
 Open loop: orders arrive at a fixed rate whatever the system does (steps such as 5, 10, 20, 40
@@ -27,13 +27,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
-import nats
 
 from order_service import orders_pb2 as pb
 from order_service import orders_pb2_grpc as orders_grpc
 from order_service.topics import EVENTS_TOPIC
 from ordersaga.client import SagaClient
-from ordersaga.stack.layout import StackState
+from ordersaga.eventfeed import feed_for
+from ordersaga.stack import postgres
+from ordersaga.stack.layout import HOST, PROFILES, StackState, default_profile
+from ordersaga.stack.profiles import DATABASES
 from ordersaga.stack.stack import Stack
 
 TERMINAL_EVENTS = {"completed", "failed", "cancelled", "needs_attention"}
@@ -79,12 +81,34 @@ class StepResult:
 
 # ---- process and disk figures ------------------------------------------------------------------
 
-def cpu_seconds(pid: int) -> float:
+def _stat(pid: int) -> list[str] | None:
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
+        return None
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU of a process and of its children: PostgreSQL works in a forked backend per
+    connection, so the postmaster alone would show almost nothing. Live children count by
+    their own times, reaped ones through the parent's cutime/cstime."""
+    fields = _stat(pid)
+    if fields is None:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    ticks = sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+    for child in _children(pid):
+        child_fields = _stat(child)
+        if child_fields:
+            ticks += sum(int(f) for f in child_fields[11:15])
+    return ticks / CLOCK_TICKS
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        tasks = Path(f"/proc/{pid}/task").iterdir()
+        return [int(c) for task in tasks for c in (task / "children").read_text().split()]
+    except OSError:
+        return []
 
 
 def _memory_mb(pid: int, field: str) -> float:
@@ -105,8 +129,19 @@ def rss_mb(pid: int) -> float:
     return _memory_mb(pid, "VmRSS")
 
 
-def store_bytes(run_dir: Path) -> int:
-    return sum(p.stat().st_size for p in (run_dir / "data").glob("*.db*"))
+def store_bytes(state: StackState) -> int:
+    """What the state stores hold: the SQLite files (with their WAL), or the PostgreSQL
+    databases' size (tables and indexes; the WAL is recycled in 16 MB segments, too coarse)."""
+    if state.profile == "production":
+        import psycopg
+
+        dsn = postgres.connection_string(HOST, state.ports.postgres, state.postgres_password, "postgres")
+        names = [database for database, _ in DATABASES.values()]
+        with psycopg.connect(dsn, connect_timeout=5) as conn:
+            row = conn.execute("SELECT sum(pg_database_size(datname)) FROM pg_database WHERE datname = ANY(%s)",
+                               (names,)).fetchone()
+        return int(row[0] or 0)
+    return sum(p.stat().st_size for p in (state.run_dir / "data").glob("*.db*"))
 
 
 @dataclass
@@ -115,19 +150,19 @@ class Usage:
 
     pids: dict[str, int]
     cpu: dict[str, float]
-    run_dir: Path
+    state: StackState
     store: int
 
     @classmethod
     def now(cls, state: StackState) -> "Usage":
         pids = {name: proc.pid for name, proc in state.processes.items()}
-        return cls(pids, {n: cpu_seconds(p) for n, p in pids.items()}, state.run_dir, store_bytes(state.run_dir))
+        return cls(pids, {n: cpu_seconds(p) for n, p in pids.items()}, state, store_bytes(state))
 
     def cpu_since(self) -> dict[str, float]:
         return {n: cpu_seconds(p) - self.cpu[n] for n, p in self.pids.items()}
 
     def store_kb_since(self) -> float:
-        return (store_bytes(self.run_dir) - self.store) / 1024
+        return (store_bytes(self.state) - self.store) / 1024
 
 
 # ---- load ------------------------------------------------------------------------------------------
@@ -148,29 +183,23 @@ class Bench:
         self.sent: dict[str, float] = {}
 
     def order_api(self) -> tuple[grpc.aio.Channel, orders_grpc.OrderServiceStub, tuple]:
-        """The public OrderService through order-service's sidecar: channel, stub, call metadata."""
-        port = self.state.ports.apps["order-service"].dapr_grpc
+        """The public OrderService through order-service's sidecar: channel, stub, call metadata.
+        With replicas, one sidecar takes the calls; Dapr spreads them over the apps' replicas."""
+        port = self.state.app_ports("order-service")[0].dapr_grpc
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
         metadata = (("dapr-api-token", self.state.api_token), ("dapr-app-id", "order-service"))
         return channel, orders_grpc.OrderServiceStub(channel), metadata
 
     async def _listen(self, stop: asyncio.Event) -> None:
-        nc = await nats.connect(f"nats://127.0.0.1:{self.state.ports.nats}")
-        js = nc.jetstream()
-
-        async def on_event(msg):
-            data = json.loads(msg.data)["data"]
+        def on_event(body: bytes) -> None:
+            data = json.loads(body)["data"]
             if data["type"] in TERMINAL_EVENTS and data["order_id"] in self.sent:
                 self.done.setdefault(data["order_id"], (time.monotonic(), data["type"]))
             elif data["type"] == "approval_requested" and data["order_id"] in self.sent:
                 asyncio.get_running_loop().run_in_executor(None, self.client.approve, data["order_id"], "approve",
                                                            "bench")
-            await msg.ack()
 
-        sub = await js.subscribe(EVENTS_TOPIC, cb=on_event, deliver_policy=nats.js.api.DeliverPolicy.NEW)
-        await stop.wait()
-        await sub.unsubscribe()
-        await nc.close()
+        await feed_for(self.state).follow(EVENTS_TOPIC, on_event, stop)
 
     def _order(self, scenario: Scenario, step: int, number: int) -> pb.PlaceOrderRequest:
         order_id = f"b-{self.run}-{step}-{scenario.name}-{number}"
@@ -290,20 +319,19 @@ async def park(bench: Bench, count: int, rest_s: float = 30, timeout_s: float = 
     for customer in customers:  # room for every hold: the default credit covers 50 such orders
         bench.client.set_credit(customer, 10**12)
     parked: set[str] = set()
-    nc = await nats.connect(f"nats://127.0.0.1:{bench.state.ports.nats}")
-
     ended: set[str] = set()  # should stay empty: an order that failed instead of parking
 
-    async def on_event(msg):
-        data = json.loads(msg.data)["data"]
+    def on_event(body: bytes) -> None:
+        data = json.loads(body)["data"]
         if data["order_id"] in ids:
             if data["type"] == "approval_requested":
                 parked.add(data["order_id"])
             elif data["type"] in TERMINAL_EVENTS:
                 ended.add(data["order_id"])
-        await msg.ack()
 
-    sub = await nc.jetstream().subscribe(EVENTS_TOPIC, cb=on_event, deliver_policy=nats.js.api.DeliverPolicy.NEW)
+    stop = asyncio.Event()
+    listener = asyncio.create_task(feed_for(bench.state).follow(EVENTS_TOPIC, on_event, stop))
+    await asyncio.sleep(0.5)
     errors = 0
     started = time.monotonic()
     semaphore = asyncio.Semaphore(16)
@@ -328,8 +356,8 @@ async def park(bench: Bench, count: int, rest_s: float = 30, timeout_s: float = 
                   + (f" ({len(ended)} ended instead)" if ended else ""), flush=True)
     await placing
     parked_s = time.monotonic() - started
-    await sub.unsubscribe()
-    await nc.close()
+    stop.set()
+    await listener
     await channel.close()
     per_saga_cpu_ms = sum(usage.cpu_since().values()) * 1000 / max(len(parked), 1)
     per_saga_kb = usage.store_kb_since() / max(len(parked), 1)
@@ -358,14 +386,19 @@ def main(argv: list[str] | None = None) -> int:
                         choices=sorted(SCENARIOS), help="scenario rows, each at --scenario-rate")
     parser.add_argument("--quick", action="store_true", help="closed loop and the rate steps only")
     parser.add_argument("--keep", action="store_true", help="keep the run directory (logs, stores) afterwards")
+    parser.add_argument("--profile", choices=PROFILES, default=default_profile(),
+                        help="embedded (SQLite, NATS) or production (PostgreSQL, Kafka)")
+    parser.add_argument("--replicas", type=int, default=1, help="instances of each app, each with its own sidecar")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop and clean up as on Ctrl-C
     scratch = Path(tempfile.mkdtemp(prefix="ordersaga-bench-"))
+    scratch.chmod(0o711)  # PostgreSQL runs as its own user under root and must reach its data
     run_dir = scratch / ".ordersaga"
     stack = Stack(run_dir, tie_to_parent=True, log=lambda m: print(m, file=sys.stderr, flush=True),
                   extra_env={"ORDERSAGA_APPROVAL_THRESHOLD": "1000"})
     try:
-        stack.up()
+        stack.up(profile=args.profile, replicas=args.replicas)
+        print(f"ordersaga bench: {args.profile} profile, {args.replicas} replica(s) per app", flush=True)
         asyncio.run(run_bench(Bench(stack.state()), args))
     except KeyboardInterrupt:
         print("bench interrupted: stopping the stack", file=sys.stderr)

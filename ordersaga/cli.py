@@ -15,9 +15,11 @@ import grpc
 
 from ordersaga import cli_orders
 from ordersaga.cli_orders import UsageError
-from ordersaga.client import SagaClient
+from ordersaga.client import NoLiveSidecar, SagaClient
 from ordersaga.stack import processes
-from ordersaga.stack.layout import StackState, run_dir_from_env
+from ordersaga.stack.layout import PROFILES, StackState, run_dir_from_env
+from ordersaga.stack.profiles import ProfileUnavailable
+from ordersaga.stack.profiles import profile as profile_named
 from ordersaga.stack.runtime import RuntimeProvisionError, ensure_dapr
 from ordersaga.stack.stack import Stack, StackError
 
@@ -28,7 +30,7 @@ def _info(message: str) -> None:
 
 def cmd_up(args: argparse.Namespace) -> int:
     stack = Stack(run_dir_from_env(), tie_to_parent=not args.detach, log=_info)
-    stack.up(timeout=args.timeout)
+    stack.up(timeout=args.timeout, profile=args.profile, replicas=args.replicas)
     _print_endpoints(stack.status())
     if args.detach:
         _info("Running in the background; `ordersaga down` stops it.")
@@ -69,8 +71,10 @@ def _supervise(stack: Stack) -> int:
 
 def _print_endpoints(status: dict) -> None:
     for app_id, app in status["apps"].items():
-        _info(f"  {app_id:<18} app gRPC 127.0.0.1:{app['app_grpc_port']}  "
-              f"sidecar gRPC {app['dapr_grpc_port']}  HTTP {app['dapr_http_port']}")
+        for number, replica in enumerate(app["replicas"], start=1):
+            label = app_id if number == 1 else f"  replica {number}"
+            _info(f"  {label:<18} app gRPC 127.0.0.1:{replica['app_grpc_port']}  "
+                  f"sidecar gRPC {replica['dapr_grpc_port']}  HTTP {replica['dapr_http_port']}")
 
 
 def cmd_down(args: argparse.Namespace) -> int:
@@ -88,16 +92,19 @@ def cmd_status(args: argparse.Namespace) -> int:
     if not status["processes"]:
         print(f"No stack in {status['run_dir']}.")
         return 1
-    print(f"Stack in {status['run_dir']} (Dapr {status['dapr_version']}):")
+    print(f"Stack in {status['run_dir']} ({status['profile']} profile, {status['replicas']} replica(s) per app, "
+          f"Dapr {status['dapr_version']}):")
     for name, proc in status["processes"].items():
         print(f"  {name:<26} {'running' if proc['running'] else 'STOPPED':<8} pid {proc['pid']}")
     return 0 if status["running"] else 1
 
 
 def running_client() -> SagaClient:
+    """A client for the stack in the run directory; any live sidecar serves it (a replica that
+    died does not stop the CLI)."""
     run_dir = run_dir_from_env()
     state = StackState.load(run_dir)
-    if state is None or not Stack(run_dir).status()["running"]:
+    if state is None or not any(processes.is_running(r) for r in state.processes.values() if r.kind == "sidecar"):
         raise StackError(f"the stack in {run_dir} is not running: start it with `ordersaga up --detach`")
     return SagaClient(state)
 
@@ -107,9 +114,23 @@ def with_client(verb):
 
 
 def cmd_runtime(args: argparse.Namespace) -> int:
+    """Provision without starting anything: the Dapr binaries, and what the profile runs on."""
     binaries = ensure_dapr(log=_info)
     print(f"Dapr {binaries.version} ({binaries.source}) in {binaries.daprd.parent}")
+    for name in args.profile or []:
+        profile_named(name).prepare(_info)
+        print(f"profile {name}: ready")
     return 0
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= value <= 16:
+        raise argparse.ArgumentTypeError("must be between 1 and 16")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -124,12 +145,20 @@ def build_parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", help="start the stack (only what is not running)")
     up.add_argument("--detach", action="store_true", help="return once healthy; `ordersaga down` stops it")
     up.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for each wave to be healthy")
+    up.add_argument("--profile", choices=PROFILES, default=None,
+                    help="embedded (SQLite, NATS) or production (PostgreSQL, Kafka); default: the stack's own, "
+                         "else ORDERSAGA_PROFILE, else embedded")
+    up.add_argument("--replicas", type=_positive_int, default=None, metavar="N",
+                    help="instances of each app, each with its own sidecar (default: the stack's own, else 1)")
     up.set_defaults(func=cmd_up)
     sub.add_parser("down", help="stop every process of the stack").set_defaults(func=cmd_down)
     status = sub.add_parser("status", help="processes, pids and ports of the stack")
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=cmd_status)
-    sub.add_parser("runtime", help="find or build daprd, placement and scheduler 1.18").set_defaults(func=cmd_runtime)
+    runtime = sub.add_parser("runtime", help="find or build daprd, placement and scheduler 1.18; with --profile, "
+                                             "also what that profile runs on (installs PostgreSQL, fetches Kafka)")
+    runtime.add_argument("--profile", choices=PROFILES, action="append")
+    runtime.set_defaults(func=cmd_runtime)
 
     place = sub.add_parser("place", help="place an order")
     place.add_argument("--order-id", required=True)
@@ -202,6 +231,8 @@ def run_bench(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # `ordersaga show o-1 | head` closes the pipe early: end quietly, as other CLI tools do.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["bench"]:
         return run_bench(argv[1:])
@@ -212,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         return cli_orders.fail(str(error), code=2)
     except grpc.RpcError as error:
         return cli_orders.fail(cli_orders.grpc_error_message(error))
-    except (StackError, RuntimeProvisionError) as error:
+    except (StackError, RuntimeProvisionError, ProfileUnavailable, NoLiveSidecar) as error:
         return cli_orders.fail(str(error))
     except KeyboardInterrupt:
         return 130

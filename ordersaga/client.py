@@ -1,7 +1,9 @@
 """A client for a running stack, used by the CLI, the demo and the tests.
 
 Every call goes through a real Dapr sidecar: actor calls and publishing over the sidecar's HTTP
-API, service calls over gRPC proxying, workflow queries over the workflow API.
+API, service calls over gRPC proxying, workflow queries over the workflow API. With replicas,
+any live sidecar will do: each call takes the first replica of the app it prefers whose sidecar
+runs (order-service's for actors and workflows), else any live sidecar of the stack.
 """
 
 from __future__ import annotations
@@ -21,13 +23,18 @@ from inventory_service import inventory_pb2_grpc as inv_grpc
 from order_service import orders_pb2_grpc as orders_grpc
 from order_service.actor_client import ActorCallError, ActorClient
 from order_service.topics import APPROVALS_TOPIC, PUBSUB
-from ordersaga.stack.layout import StackState
+from ordersaga.stack import processes
+from ordersaga.stack.layout import APPS, AppPorts, StackState, replica_name
 from payment_service import payment_pb2 as pay_pb
 from payment_service import payment_pb2_grpc as pay_grpc
 from shipping_service import shipping_pb2 as ship_pb
 from shipping_service import shipping_pb2_grpc as ship_grpc
 
 TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "NEEDS_ATTENTION"}
+
+
+class NoLiveSidecar(RuntimeError):
+    """Every sidecar of the stack is down."""
 
 
 @dataclass
@@ -37,8 +44,20 @@ class SagaClient:
     state: StackState
     _channels: dict = field(default_factory=dict)
 
-    def _ports(self, app_id: str):
-        return self.state.ports.apps[app_id]
+    def _ports(self, app_id: str) -> AppPorts:
+        """A live sidecar: a replica of `app_id` whose daprd runs, else any live one."""
+        if not self._sidecar_runs(app_id, 0):
+            # Perhaps restarted since this client read stack.json (a new pid): read it again.
+            self.state = StackState.load(self.state.run_dir) or self.state
+        for candidate in [app_id, *(a for a in APPS if a != app_id)]:
+            for index, ports in enumerate(self.state.app_ports(candidate)):
+                if self._sidecar_runs(candidate, index):
+                    return ports
+        raise NoLiveSidecar(f"no sidecar of the stack in {self.state.run_dir} is running: `ordersaga up` starts them")
+
+    def _sidecar_runs(self, app_id: str, index: int) -> bool:
+        record = self.state.processes.get(f"{replica_name(app_id, index)}-daprd")
+        return record is None or processes.is_running(record)  # no record: not ours to check; trust it
 
     # ---- orders (OrderActor through order-service's sidecar) ----------------------------
 
@@ -111,12 +130,13 @@ class SagaClient:
     # ---- the services (gRPC service invocation through a sidecar) ------------------------------
 
     def _channel(self, via: str = "order-service") -> grpc.Channel:
-        """A channel to a sidecar that carries the stack's API token."""
-        if via not in self._channels:
-            channel = grpc.insecure_channel(f"127.0.0.1:{self._ports(via).dapr_grpc}")
+        """A channel to a live sidecar that carries the stack's API token."""
+        port = self._ports(via).dapr_grpc
+        if port not in self._channels:
+            channel = grpc.insecure_channel(f"127.0.0.1:{port}")
             token = MetadataInterceptor(("dapr-api-token", self.state.api_token))
-            self._channels[via] = grpc.intercept_channel(channel, token)
-        return self._channels[via]
+            self._channels[port] = grpc.intercept_channel(channel, token)
+        return self._channels[port]
 
     @staticmethod
     def _to(app_id: str) -> dict:
@@ -150,10 +170,22 @@ class SagaClient:
 
     def set_faults(self, app_id: str, error_rate: float = 0.0, delay_seconds: float = 0.0,
                    methods: tuple[str, ...] = (), delay_after_seconds: float = 0.0) -> faults_pb2.FaultSettings:
-        stub = faults_pb2_grpc.FaultsStub(self._channel())
+        """Faults live in each process: set them on every live replica of the app, each called on
+        its own app port (with the app token), since a call through Dapr reaches one replica."""
         settings = faults_pb2.FaultSettings(error_rate=error_rate, delay_seconds=delay_seconds, methods=list(methods),
                                             delay_after_seconds=delay_after_seconds)
-        return stub.Set(settings, **self._to(app_id))
+        self.state = StackState.load(self.state.run_dir) or self.state  # the pids as they are now
+        replies = []
+        for index, ports in enumerate(self.state.app_ports(app_id)):
+            record = self.state.processes.get(replica_name(app_id, index))
+            if record is not None and not processes.is_running(record):
+                continue
+            with grpc.insecure_channel(f"127.0.0.1:{ports.app_grpc}") as channel:
+                stub = faults_pb2_grpc.FaultsStub(channel)
+                replies.append(stub.Set(settings, metadata=(("dapr-api-token", self.state.app_token),), timeout=30))
+        if not replies:
+            raise NoLiveSidecar(f"no replica of {app_id} is running")
+        return replies[0]
 
     def clear_faults(self, app_id: str) -> faults_pb2.FaultSettings:
         return self.set_faults(app_id)

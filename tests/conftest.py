@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import shutil
+import tempfile
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -31,35 +34,58 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.chaos)
 
 
-# ---- the real stack, shared by the e2e and chaos tests ---------------------------------------
-# One stack per test session (daprd, placement, scheduler, NATS, the four apps). It is torn down
-# even when a test fails, and its processes are tied to the test process, so a pytest killed
-# outright leaves nothing behind either.
+# ---- the real stacks, shared by the e2e, chaos and production tests ---------------------------
+# One stack per profile per test session, started when a test first needs it: the embedded one
+# (daprd, placement, scheduler, NATS, SQLite, the four apps) and the production one (PostgreSQL,
+# Kafka, two replicas of every app). Each is torn down even when a test fails, and its processes
+# are tied to the test process, so a pytest killed outright leaves nothing behind either.
 
 APPROVAL_TIMEOUT_S = 60  # longer than a scheduler restart stalls workflows (~25 s)
 ORDER_DEADLINE_S = 12
+PRODUCTION_REPLICAS = 2
+# Short enough that the timeout and deadline paths run within the suite.
+TEST_SETTINGS = {
+    "ORDERSAGA_APPROVAL_THRESHOLD": "1000",
+    "ORDERSAGA_APPROVAL_TIMEOUT_S": str(APPROVAL_TIMEOUT_S),
+    "ORDERSAGA_ORDER_DEADLINE_S": str(ORDER_DEADLINE_S),
+    "ORDERSAGA_STEP_TIMEOUT_S": "15",
+}
+
+
+def _log(message: str) -> None:
+    print(message, flush=True)
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory) -> Stack:
-    run_dir = tmp_path_factory.mktemp("stack") / ".ordersaga"
-    stack = Stack(
-        run_dir,
-        tie_to_parent=True,
-        log=lambda message: print(message, flush=True),
-        # Short enough that the timeout and deadline paths run within the suite.
-        extra_env={
-            "ORDERSAGA_APPROVAL_THRESHOLD": "1000",
-            "ORDERSAGA_APPROVAL_TIMEOUT_S": str(APPROVAL_TIMEOUT_S),
-            "ORDERSAGA_ORDER_DEADLINE_S": str(ORDER_DEADLINE_S),
-            "ORDERSAGA_STEP_TIMEOUT_S": "15",
-        },
-    )
+def embedded_stack(tmp_path_factory) -> Stack:
+    stack = Stack(tmp_path_factory.mktemp("stack") / ".ordersaga", tie_to_parent=True, log=_log,
+                  extra_env=TEST_SETTINGS)
     try:
-        stack.up(timeout=120)
+        stack.up(timeout=120, profile="embedded")
         yield stack
     finally:
         stack.down()
+
+
+@pytest.fixture(scope="session")
+def production_stack() -> Stack:
+    # PostgreSQL refuses to run as root, so under root it runs as the `postgres` user, which
+    # cannot enter pytest's private temp folder (mode 0700): a folder of its own, reachable.
+    scratch = Path(tempfile.mkdtemp(prefix="ordersaga-production-"))
+    scratch.chmod(0o711)
+    stack = Stack(scratch / ".ordersaga", tie_to_parent=True, log=_log, extra_env=TEST_SETTINGS)
+    try:
+        stack.up(timeout=180, profile="production", replicas=PRODUCTION_REPLICAS)
+        yield stack
+    finally:
+        stack.down()
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def stack(embedded_stack) -> Stack:
+    """The stack most tests use: the embedded profile (the saga paths run on both)."""
+    return embedded_stack
 
 
 @pytest.fixture()

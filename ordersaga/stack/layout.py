@@ -48,6 +48,9 @@ class AppPorts:
 class Ports:
     nats: int
     nats_monitor: int
+    postgres: int
+    kafka: int
+    kafka_controller: int
     placement: int
     placement_healthz: int
     placement_raft: int
@@ -55,22 +58,37 @@ class Ports:
     scheduler_healthz: int
     scheduler_etcd_client: int
     scheduler_etcd_peer: int
-    apps: dict[str, AppPorts] = field(default_factory=dict)
+    apps: dict[str, list[AppPorts]] = field(default_factory=dict)  # per app id, one per replica
 
     @classmethod
-    def allocate(cls) -> "Ports":
+    def allocate(cls, replicas: int = 1) -> "Ports":
         taken: set[int] = set()
+        infra = {name: free_port(taken) for name in cls.__dataclass_fields__ if name != "apps"}
+        ports = cls(**infra, apps={app: [] for app in APPS})
+        ports.ensure_replicas(replicas)
+        return ports
 
-        def pick() -> int:
-            return free_port(taken)
+    def all_ports(self) -> set[int]:
+        infra = {value for name, value in vars(self).items() if name != "apps"}
+        return infra | {port for replicas in self.apps.values() for ap in replicas for port in vars(ap).values()}
 
-        infra = {name: pick() for name in cls.__dataclass_fields__ if name != "apps"}
-        apps = {app: AppPorts(pick(), pick(), pick(), pick()) for app in APPS}
-        return cls(**infra, apps=apps)
+    def ensure_replicas(self, replicas: int) -> None:
+        """Ports for `replicas` instances of every app; existing replicas keep theirs."""
+        taken = self.all_ports()
+        for app in APPS:
+            have = self.apps.setdefault(app, [])
+            while len(have) < replicas:
+                have.append(AppPorts(*(free_port(taken) for _ in range(4))))
 
     @classmethod
     def from_json(cls, data: dict) -> "Ports":
-        apps = {app: AppPorts(**ports) for app, ports in data.pop("apps").items()}
+        apps = {}
+        for app, value in data.pop("apps").items():
+            replicas = value if isinstance(value, list) else [value]  # stack.json before replicas
+            apps[app] = [AppPorts(**ports) for ports in replicas]
+        missing = {name for name in cls.__dataclass_fields__ if name not in data and name != "apps"}
+        taken = {v for v in data.values()} | {p for r in apps.values() for ap in r for p in vars(ap).values()}
+        data.update({name: free_port(taken) for name in sorted(missing)})  # a field added since
         return cls(**data, apps=apps)
 
 
@@ -98,6 +116,18 @@ def port_free(port: int) -> bool:
     return True
 
 
+PROFILES = ("embedded", "production")
+
+
+def default_profile() -> str:
+    return os.environ.get("ORDERSAGA_PROFILE", "embedded")
+
+
+def replica_name(app_id: str, index: int) -> str:
+    """The process name of an app's replica: `order-service`, then `order-service-2`, ..."""
+    return app_id if index == 0 else f"{app_id}-{index + 1}"
+
+
 @dataclass
 class StackState:
     """The contents of `stack.json`: what `status` reports and `down` stops."""
@@ -105,22 +135,33 @@ class StackState:
     run_dir: Path
     ports: Ports
     dapr_version: str = ""
+    profile: str = "embedded"
+    replicas: int = 1
     # Sidecars refuse API calls without `api_token`; apps refuse calls without `app_token`
     # (daprd adds it to what it forwards). Generated once per run directory.
     api_token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     app_token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    # The production profile's PostgreSQL superuser password, fixed at the cluster's initdb.
+    postgres_password: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     processes: dict[str, ProcessRecord] = field(default_factory=dict)
 
     @property
     def path(self) -> Path:
         return self.run_dir / "stack.json"
 
+    def app_ports(self, app_id: str) -> list[AppPorts]:
+        """The ports of the app's replicas that belong to the stack now."""
+        return self.ports.apps[app_id][: self.replicas]
+
     def save(self) -> None:
         data = {
+            "profile": self.profile,
+            "replicas": self.replicas,
             "ports": asdict(self.ports),
             "dapr_version": self.dapr_version,
             "api_token": self.api_token,
             "app_token": self.app_token,
+            "postgres_password": self.postgres_password,
             "processes": {name: rec.to_json() for name, rec in self.processes.items()},
         }
         tmp = self.path.with_suffix(".tmp")
@@ -136,11 +177,16 @@ class StackState:
         if not path.is_file():
             return None
         data = json.loads(path.read_text())
-        return cls(
+        state = cls(
             run_dir=run_dir,
             ports=Ports.from_json(data["ports"]),
             dapr_version=data.get("dapr_version", ""),
+            profile=data.get("profile", "embedded"),
+            replicas=data.get("replicas", 1),
             api_token=data["api_token"],
             app_token=data["app_token"],
             processes={n: ProcessRecord(**r) for n, r in data.get("processes", {}).items()},
         )
+        if "postgres_password" in data:
+            state.postgres_password = data["postgres_password"]
+        return state

@@ -23,6 +23,8 @@ class ProcessRecord:
     pid: int
     start_time: int  # clock ticks since boot, field 22 of /proc/PID/stat
     log: str
+    kind: str = ""  # "app", "sidecar", "control", "broker" or "store": decides the stop order
+    stop_signal: int = signal.SIGTERM  # PostgreSQL's fast shutdown is SIGINT (SIGTERM waits for clients)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -58,12 +60,17 @@ def spawn(
     cwd: Path,
     log_path: Path,
     tie_to_parent: bool,
+    kind: str = "",
+    stop_signal: int = signal.SIGTERM,
+    user: str | None = None,
 ) -> tuple[ProcessRecord, subprocess.Popen]:
     """Start one process in its own session, stdout and stderr appended to `log_path`.
 
     Its own session keeps a Ctrl-C in the terminal from reaching it directly: the supervisor
     decides the shutdown order. `tie_to_parent` makes it die with the supervisor (foreground
-    `up`, test fixtures) so a supervisor killed with SIGKILL leaves no orphans behind.
+    `up`, test fixtures) so a supervisor killed with SIGKILL leaves no orphans behind (the
+    kernel keeps that tie across the switch to `user`, a system user for servers that refuse
+    to run as root).
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
@@ -78,6 +85,7 @@ def spawn(
             stderr=subprocess.STDOUT,
             start_new_session=True,
             preexec_fn=_die_with_parent if tie_to_parent else None,
+            **({"user": user, "group": user, "extra_groups": []} if user else {}),
         )
     start_time = None
     for _ in range(100):
@@ -85,15 +93,16 @@ def spawn(
         if start_time is not None or proc.poll() is not None:
             break
         time.sleep(0.01)
-    return ProcessRecord(name, proc.pid, start_time or -1, str(log_path)), proc
+    return ProcessRecord(name, proc.pid, start_time or -1, str(log_path), kind, int(stop_signal)), proc
 
 
-def stop(record: ProcessRecord, *, timeout: float = 10.0, sig: int = signal.SIGTERM) -> None:
-    """Ask politely, then SIGKILL after `timeout`; returns once the process is gone."""
+def stop(record: ProcessRecord, *, timeout: float = 10.0) -> None:
+    """Ask politely (the record's stop signal), then SIGKILL after `timeout`; returns once the
+    process is gone."""
     if not is_running(record):
         return
     try:
-        os.kill(record.pid, sig)
+        os.kill(record.pid, record.stop_signal)
     except ProcessLookupError:
         return
     deadline = time.monotonic() + timeout

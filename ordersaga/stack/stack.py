@@ -1,9 +1,11 @@
-"""The whole local stack: broker, placement, scheduler, and each app with its own daprd.
+"""The whole local stack: stores and broker, placement, scheduler, and each app's replicas, every
+replica with its own daprd.
 
 `Stack.up()` starts only what is not running (so `up` brings a killed process back), waits
 until each process is healthy, and records pids and ports in `stack.json`. `Stack.down()` stops
 everything in reverse order. A process that fails to become healthy is named in the error
-together with the tail of its log.
+together with the tail of its log, and what that `up` started is stopped again. What differs
+between the embedded and the production profile lives in `profiles.py`.
 """
 
 from __future__ import annotations
@@ -11,18 +13,24 @@ from __future__ import annotations
 import os
 import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-from ordersaga.stack import broker, processes
-from ordersaga.stack.layout import APPS, HOST, Ports, StackState, free_port, port_free
+from ordersaga.stack import processes
+from ordersaga.stack.layout import (
+    APPS,
+    HOST,
+    StackState,
+    default_profile,
+    free_port,
+    port_free,
+    replica_name,
+)
+from ordersaga.stack.profiles import config_file, resources_paths
+from ordersaga.stack.profiles import profile as profile_named
 from ordersaga.stack.runtime import DaprBinaries, ensure_dapr, project_root
+from ordersaga.stack.specs import WAVES, ProcessSpec, grpc_serving, http_ok
 
 DEFAULT_START_TIMEOUT_S = 90.0
 START_RETRIES = 2
@@ -30,18 +38,6 @@ START_RETRIES = 2
 
 class StackError(RuntimeError):
     """A process of the stack failed; the message names it and shows its log's tail."""
-
-
-@dataclass
-class ProcessSpec:
-    name: str
-    argv: list[str]
-    env: dict[str, str]
-    ports: list[int]
-    healthy: Callable[[], bool]
-    kind: str  # "infra", "app" or "sidecar"
-    app_id: str = ""
-    after_start: Callable[[], None] | None = None
 
 
 @dataclass
@@ -58,43 +54,58 @@ class Stack:
 
     # ---- public operations -------------------------------------------------------------
 
-    def up(self, timeout: float = DEFAULT_START_TIMEOUT_S) -> StackState:
+    def up(self, timeout: float = DEFAULT_START_TIMEOUT_S, profile: str | None = None,
+           replicas: int | None = None) -> StackState:
+        """Start what is missing. `profile` and `replicas` default to the stack's own (from
+        stack.json), or to ORDERSAGA_PROFILE and 1 for a new one."""
+        if replicas is not None and replicas < 1:
+            raise StackError(f"--replicas must be at least 1, not {replicas}")
+        state = self._load_or_new(profile, replicas)
+        chosen = profile_named(state.profile)
+        chosen.prepare(self.log)  # binaries found, installed or fetched: nothing has started yet
         binaries = ensure_dapr(log=self.log)
+        state.dapr_version = binaries.version
         for sub in ("logs", "data", "data/nats", "data/scheduler"):
             (self.run_dir / sub).mkdir(parents=True, exist_ok=True)
-        state = StackState.load(self.run_dir) or StackState(self.run_dir, Ports.allocate())
-        state.dapr_version = binaries.version
+        self._stop_surplus_replicas(state)
         running = {n for n, rec in state.processes.items() if processes.is_running(rec)}
-        specs = self._specs(state, binaries)
+        specs = self._specs(state, binaries, chosen)
         missing = [s for s in specs if s.name not in running]
         if not missing:
-            self.log(f"Stack already running in {self.run_dir}")
+            state.save()
+            self.log(f"Stack already running in {self.run_dir} ({state.profile}, {state.replicas} replica(s))")
             return state
         self._reassign_busy_ports(state, specs, missing, running)
-        specs = self._specs(state, binaries)  # ports may have changed
+        specs = self._specs(state, binaries, chosen)  # ports may have changed
         missing = [s for s in specs if s.name not in running]
-        self.log(f"Starting {', '.join(s.name for s in missing)} (Dapr {binaries.version}, {binaries.source})")
+        self.log(f"Starting {', '.join(s.name for s in missing)} "
+                 f"(profile {state.profile}, Dapr {binaries.version}, {binaries.source})")
 
-        # Start in dependency waves: the broker (and its stream) first, the control plane next,
-        # then every app with its sidecar in parallel. A failed start stops what it started.
+        # Start in dependency waves: stores and broker first, the control plane next, then every
+        # app with its sidecar in parallel. Before the apps: the profile's streams or topics.
         started: list[str] = []
         try:
-            for wave in (("infra-broker",), ("infra-control",), ("app", "sidecar")):
+            for wave in WAVES:
                 batch = [s for s in missing if s.kind in wave]
+                if "app" in wave and batch:
+                    self._step("provision", lambda: chosen.provision(state), state)
                 for spec in batch:
+                    if spec.before_start:
+                        self._step(spec.name, spec.before_start, state)
                     self._start(state, spec)
                     started.append(spec.name)
                 state.save()
                 self._wait_healthy(state, batch, timeout)
                 for spec in batch:
                     if spec.after_start:
-                        spec.after_start()
+                        self._step(spec.name, spec.after_start, state)
         except BaseException:
             for name in reversed(started):
                 processes.stop(state.processes.pop(name), timeout=5)
             state.save()
             raise
-        self.log(f"Stack is up: {len(specs)} processes healthy, run directory {self.run_dir}")
+        self.log(f"Stack is up: {len(specs)} processes healthy ({state.profile} profile, "
+                 f"{state.replicas} replica(s) per app), run directory {self.run_dir}")
         return state
 
     def down(self, timeout: float = 15.0) -> list[str]:
@@ -102,7 +113,7 @@ class Stack:
         if state is None:
             return []
         stopped = []
-        for name in stop_order(state.processes):
+        for name in stop_order(state.processes.values()):
             record = state.processes[name]
             if processes.is_running(record):
                 processes.stop(record, timeout=timeout)
@@ -116,6 +127,11 @@ class Stack:
         state = self._require_state()
         processes.kill(state.processes[name])
 
+    def stop(self, name: str) -> None:
+        """Stop one process cleanly, as an operator restarting it would (tests use it)."""
+        state = self._require_state()
+        processes.stop(state.processes[name], timeout=30)
+
     def status(self) -> dict:
         state = StackState.load(self.run_dir)
         if state is None:
@@ -125,27 +141,35 @@ class Stack:
             for name, rec in state.processes.items()
         }
         apps = {}
-        for app_id, ports in state.ports.apps.items():
-            apps[app_id] = {
-                "app_grpc_port": ports.app_grpc,
-                "dapr_grpc_port": ports.dapr_grpc,
-                "dapr_http_port": ports.dapr_http,
-                "app_pid": procs.get(app_id, {}).get("pid"),
-                "daprd_pid": procs.get(f"{app_id}-daprd", {}).get("pid"),
-                "running": bool(
-                    procs.get(app_id, {}).get("running") and procs.get(f"{app_id}-daprd", {}).get("running")
-                ),
-            }
-        infra = {
+        for app_id in APPS:
+            replicas = []
+            for index, ports in enumerate(state.app_ports(app_id)):
+                name = replica_name(app_id, index)
+                app, sidecar = procs.get(name, {}), procs.get(f"{name}-daprd", {})
+                replicas.append({
+                    "app_grpc_port": ports.app_grpc,
+                    "dapr_grpc_port": ports.dapr_grpc,
+                    "dapr_http_port": ports.dapr_http,
+                    "app_pid": app.get("pid"),
+                    "daprd_pid": sidecar.get("pid"),
+                    "running": bool(app.get("running") and sidecar.get("running")),
+                })
+            apps[app_id] = dict(replicas[0], replicas=replicas)  # the first replica's fields, as before
+        infra_ports = {
             "nats": {"port": state.ports.nats, "monitor_port": state.ports.nats_monitor},
+            "postgres": {"port": state.ports.postgres},
+            "kafka": {"port": state.ports.kafka, "controller_port": state.ports.kafka_controller},
             "placement": {"port": state.ports.placement},
             "scheduler": {"port": state.ports.scheduler},
         }
-        for name in infra:
-            infra[name]["pid"] = procs.get(name, {}).get("pid")
-            infra[name]["running"] = procs.get(name, {}).get("running", False)
+        infra = {}
+        for name, ports in infra_ports.items():
+            if name in procs:
+                infra[name] = dict(ports, pid=procs[name]["pid"], running=procs[name]["running"])
         return {
             "run_dir": str(self.run_dir),
+            "profile": state.profile,
+            "replicas": state.replicas,
             "dapr_version": state.dapr_version,
             "running": bool(procs) and all(p["running"] for p in procs.values()),
             "apps": apps,
@@ -158,23 +182,40 @@ class Stack:
 
     # ---- process definitions -----------------------------------------------------------
 
-    def _specs(self, state: StackState, dapr: DaprBinaries) -> list[ProcessSpec]:
+    def _load_or_new(self, profile: str | None, replicas: int | None) -> StackState:
+        state = StackState.load(self.run_dir)
+        if state is None:
+            from ordersaga.stack.layout import Ports
+
+            wanted = profile or default_profile()
+            profile_named(wanted)  # an unknown name fails before anything is written
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            return StackState(self.run_dir, Ports.allocate(replicas or 1), profile=wanted, replicas=replicas or 1)
+        if profile and profile != state.profile:
+            if any(processes.is_running(rec) for rec in state.processes.values()):
+                raise StackError(f"the stack in {self.run_dir} runs the {state.profile} profile: "
+                                 f"`ordersaga down` first to start it as {profile}")
+            profile_named(profile)
+            state.profile = profile  # each profile keeps its data in files of its own
+        if replicas:
+            state.replicas = replicas
+        state.ports.ensure_replicas(state.replicas)
+        return state
+
+    def _stop_surplus_replicas(self, state: StackState) -> None:
+        """`up --replicas N` below the running count stops the replicas above N."""
+        wanted = {spec_name for app_id in APPS for i in range(state.replicas)
+                  for spec_name in (replica_name(app_id, i), f"{replica_name(app_id, i)}-daprd")}
+        for name, record in list(state.processes.items()):
+            if record.kind in ("app", "sidecar") and name not in wanted:
+                self.log(f"  stopping {name}: beyond {state.replicas} replica(s)")
+                processes.stop(record, timeout=15)
+                del state.processes[name]
+
+    def _specs(self, state: StackState, dapr: DaprBinaries, chosen) -> list[ProcessSpec]:
         p = state.ports
-        run = self.run_dir
         base_env = {k: v for k, v in os.environ.items() if not k.startswith(("DAPR_", "APP_"))}
-        tokens = {"DAPR_API_TOKEN": state.api_token, "APP_API_TOKEN": state.app_token}
-        nats_conf = run / "data" / "nats.conf"
-        nats_url = f"nats://{HOST}:{p.nats}"
-        specs = [
-            ProcessSpec(
-                name="nats",
-                argv=[broker.nats_server_binary(), "-c", str(nats_conf)],
-                env=base_env,
-                ports=[p.nats, p.nats_monitor],
-                healthy=lambda: _http_ok(f"http://{HOST}:{p.nats_monitor}/healthz?js-enabled-only=true"),
-                kind="infra-broker",
-                after_start=lambda: broker.ensure_streams(nats_url),
-            ),
+        specs = chosen.infra_specs(state, base_env) + [
             ProcessSpec(
                 name="placement",
                 argv=[
@@ -189,8 +230,8 @@ class Stack:
                 ],
                 env=base_env,
                 ports=[p.placement, p.placement_healthz, p.placement_raft],
-                healthy=lambda: _http_ok(f"http://{HOST}:{p.placement_healthz}/healthz"),
-                kind="infra-control",
+                healthy=lambda: http_ok(f"http://{HOST}:{p.placement_healthz}/healthz"),
+                kind="control",
             ),
             ProcessSpec(
                 name="scheduler",
@@ -203,78 +244,79 @@ class Stack:
                     f"--healthz-port={p.scheduler_healthz}",
                     f"--healthz-listen-address={HOST}",
                     "--enable-metrics=false",
-                    f"--etcd-data-dir={run / 'data' / 'scheduler'}",
+                    f"--etcd-data-dir={self.run_dir / 'data' / 'scheduler'}",
                     f"--etcd-initial-cluster=scheduler-0=http://{HOST}:{p.scheduler_etcd_peer}",
                     f"--etcd-client-port={p.scheduler_etcd_client}",
                     f"--etcd-client-listen-address={HOST}",
                 ],
                 env=base_env,
                 ports=[p.scheduler, p.scheduler_healthz, p.scheduler_etcd_client, p.scheduler_etcd_peer],
-                healthy=lambda: _http_ok(f"http://{HOST}:{p.scheduler_healthz}/healthz"),
-                kind="infra-control",
+                healthy=lambda: http_ok(f"http://{HOST}:{p.scheduler_healthz}/healthz"),
+                kind="control",
             ),
         ]
-        broker.write_config(
-            nats_conf, host=HOST, port=p.nats, monitor_port=p.nats_monitor, store_dir=run / "data" / "nats"
-        )
-        components = project_root() / "components"
-        for app_id, module in APPS.items():
-            ap = p.apps[app_id]
-            app_env = dict(
-                base_env,
-                **self.extra_env,
-                **tokens,
-                APP_PORT=str(ap.app_grpc),
-                DAPR_RUNTIME_HOST=HOST,
-                DAPR_GRPC_PORT=str(ap.dapr_grpc),
-                DAPR_HTTP_PORT=str(ap.dapr_http),
-                ORDERSAGA_APP_ID=app_id,
-                PYTHONUNBUFFERED="1",
-                # How long the SDK keeps reconnecting to a sidecar that went away (default 60 s,
-                # after which the actor host stops serving for good).
-                DAPR_HEALTH_TIMEOUT="900",
-            )
-            specs.append(
-                ProcessSpec(
-                    name=app_id,
-                    argv=[sys.executable, "-m", module],
-                    env=app_env,
-                    ports=[ap.app_grpc],
-                    healthy=lambda port=ap.app_grpc: _grpc_serving(port),
-                    kind="app",
-                    app_id=app_id,
-                )
-            )
-            specs.append(
-                ProcessSpec(
-                    name=f"{app_id}-daprd",
-                    argv=[
-                        str(dapr.daprd),
-                        f"--app-id={app_id}",
-                        f"--app-port={ap.app_grpc}",
-                        "--app-protocol=grpc",
-                        f"--app-channel-address={HOST}",
-                        f"--dapr-grpc-port={ap.dapr_grpc}",
-                        f"--dapr-http-port={ap.dapr_http}",
-                        f"--dapr-internal-grpc-port={ap.dapr_internal_grpc}",
-                        f"--dapr-listen-addresses={HOST}",
-                        f"--dapr-internal-grpc-listen-address={HOST}",
-                        f"--placement-host-address={HOST}:{p.placement}",
-                        f"--scheduler-host-address={HOST}:{p.scheduler}",
-                        f"--resources-path={components}",
-                        f"--resources-path={components / 'embedded'}",
-                        f"--config={components / 'config.yaml'}",
-                        "--enable-metrics=false",
-                        f"--log-level={os.environ.get('ORDERSAGA_DAPR_LOG_LEVEL', 'info')}",
-                    ],
-                    env=dict(base_env, **tokens, DAPR_HOST_IP=HOST, ORDERSAGA_NATS_URL=nats_url),
-                    ports=[ap.dapr_grpc, ap.dapr_http, ap.dapr_internal_grpc],
-                    healthy=lambda port=ap.dapr_http: _http_ok(f"http://{HOST}:{port}/v1.0/healthz"),
-                    kind="sidecar",
-                    app_id=app_id,
-                )
-            )
+        for app_id in APPS:
+            for index, ports in enumerate(state.app_ports(app_id)):
+                specs += self._replica_specs(state, dapr, chosen, app_id, index, ports, base_env)
         return specs
+
+    def _replica_specs(self, state, dapr, chosen, app_id, index, ap, base_env) -> list[ProcessSpec]:
+        """One replica of an app: the Python app and its own daprd."""
+        name = replica_name(app_id, index)
+        tokens = {"DAPR_API_TOKEN": state.api_token, "APP_API_TOKEN": state.app_token}
+        components = project_root() / "components"
+        app_env = dict(
+            base_env,
+            **self.extra_env,
+            **tokens,
+            APP_PORT=str(ap.app_grpc),
+            DAPR_RUNTIME_HOST=HOST,
+            DAPR_GRPC_PORT=str(ap.dapr_grpc),
+            DAPR_HTTP_PORT=str(ap.dapr_http),
+            ORDERSAGA_APP_ID=app_id,
+            PYTHONUNBUFFERED="1",
+            # How long the SDK keeps reconnecting to a sidecar that went away (default 60 s,
+            # after which the actor host stops serving for good).
+            DAPR_HEALTH_TIMEOUT="900",
+        )
+        sidecar_argv = [
+            str(dapr.daprd),
+            f"--app-id={app_id}",
+            f"--app-port={ap.app_grpc}",
+            "--app-protocol=grpc",
+            f"--app-channel-address={HOST}",
+            f"--dapr-grpc-port={ap.dapr_grpc}",
+            f"--dapr-http-port={ap.dapr_http}",
+            f"--dapr-internal-grpc-port={ap.dapr_internal_grpc}",
+            f"--dapr-listen-addresses={HOST}",
+            f"--dapr-internal-grpc-listen-address={HOST}",
+            f"--placement-host-address={HOST}:{state.ports.placement}",
+            f"--scheduler-host-address={HOST}:{state.ports.scheduler}",
+            *(f"--resources-path={path}" for path in resources_paths(components, state.profile)),
+            f"--config={config_file(components)}",
+            "--enable-metrics=false",
+            f"--log-level={os.environ.get('ORDERSAGA_DAPR_LOG_LEVEL', 'info')}",
+        ]
+        return [
+            ProcessSpec(
+                name=name,
+                argv=[sys.executable, "-m", APPS[app_id]],
+                env=app_env,
+                ports=[ap.app_grpc],
+                healthy=lambda port=ap.app_grpc: grpc_serving(port),
+                kind="app",
+                app_id=app_id,
+            ),
+            ProcessSpec(
+                name=f"{name}-daprd",
+                argv=sidecar_argv,
+                env=dict(base_env, **tokens, DAPR_HOST_IP=HOST, **chosen.sidecar_env(state, app_id)),
+                ports=[ap.dapr_grpc, ap.dapr_http, ap.dapr_internal_grpc],
+                healthy=lambda port=ap.dapr_http: http_ok(f"http://{HOST}:{port}/v1.0/healthz"),
+                kind="sidecar",
+                app_id=app_id,
+            ),
+        ]
 
     # ---- mechanics ---------------------------------------------------------------------
 
@@ -286,9 +328,22 @@ class Stack:
             cwd=self.run_dir,  # relative paths in components/ resolve against the run directory
             log_path=self.run_dir / "logs" / f"{spec.name}.log",
             tie_to_parent=self.tie_to_parent,
+            kind=spec.kind,
+            stop_signal=spec.stop_signal,
+            user=spec.user,
         )
         self._children[spec.name] = child
         state.processes[spec.name] = record
+
+    def _step(self, name: str, action: Callable[[], None], state: StackState) -> None:
+        """A set-up step of a process (initdb, creating databases or topics): a failure names the
+        process and shows its log's tail, like a process that fails to start."""
+        try:
+            action()
+        except Exception as error:  # noqa: BLE001 - reported with the context a person needs
+            record = state.processes.get(name)
+            tail = f"\nLast lines of {record.log}:\n{processes.log_tail(record.log, 15)}" if record else ""
+            raise StackError(f"{name}: {error}{tail}") from error
 
     def _wait_healthy(self, state: StackState, specs: list[ProcessSpec], timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -333,7 +388,7 @@ class Stack:
         """
         if running:
             return
-        taken = {port for spec in specs for port in spec.ports}
+        taken = state.ports.all_ports()
         busy = [port for spec in missing for port in spec.ports if not port_free(port)]
         if not busy:
             return
@@ -342,10 +397,11 @@ class Stack:
         for name in list(vars(p)):
             if name != "apps" and getattr(p, name) in replace:
                 setattr(p, name, replace[getattr(p, name)])
-        for app_ports in p.apps.values():
-            for name, value in list(vars(app_ports).items()):
-                if value in replace:
-                    setattr(app_ports, name, replace[value])
+        for replicas in p.apps.values():
+            for app_ports in replicas:
+                for name, value in list(vars(app_ports).items()):
+                    if value in replace:
+                        setattr(app_ports, name, replace[value])
         self.log(f"Ports {busy} were taken by other programs; moved to {list(replace.values())}")
 
     def _require_state(self) -> StackState:
@@ -355,30 +411,16 @@ class Stack:
         return state
 
 
-def stop_order(names) -> list[str]:
-    """Apps first (they drain through their sidecars), then sidecars, control plane, broker last."""
-    rank = {"placement": 2, "scheduler": 2, "nats": 3}
+def stop_order(records) -> list[str]:
+    """Apps first (they drain through their sidecars), then sidecars, the control plane, the
+    broker, and the stores last."""
+    rank = {"app": 0, "sidecar": 1, "control": 2, "broker": 3, "store": 4}
 
-    def position(name: str) -> int:
-        if name in APPS:
-            return 0
-        return 1 if name.endswith("-daprd") else rank.get(name, 2)
+    infra = {"nats": "broker", "kafka": "broker", "postgres": "store", "placement": "control", "scheduler": "control"}
 
-    return sorted(names, key=position)
+    def position(record: processes.ProcessRecord) -> int:
+        # Records written before kinds were kept: the names tell.
+        guessed = infra.get(record.name) or ("sidecar" if record.name.endswith("-daprd") else "app")
+        return rank[record.kind or guessed]
 
-
-def _http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as response:
-            return 200 <= response.status < 300
-    except (urllib.error.URLError, OSError, ValueError):
-        return False
-
-
-def _grpc_serving(port: int) -> bool:
-    try:
-        with grpc.insecure_channel(f"{HOST}:{port}") as channel:
-            reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
-            return reply.status == health_pb2.HealthCheckResponse.SERVING
-    except grpc.RpcError:
-        return False
+    return [record.name for record in sorted(records, key=position)]

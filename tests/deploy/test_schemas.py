@@ -22,27 +22,14 @@ def _dapr(render, kind: str) -> dict:
     return next(obj for obj in render("defaults") if obj["kind"] == kind)
 
 
-def _without_initial_interval(obj: dict) -> dict:
-    """The Resiliency minus `initialInterval` in its retry policies: see the xfail below."""
-    if obj["kind"] == "Resiliency":
-        for policy in obj["spec"]["policies"].get("retries", {}).values():
-            policy.pop("initialInterval", None)
-    return obj
-
-
 @pytest.mark.parametrize("name", RENDERS)
 def test_dapr_objects_match_dapr_crds(render, crds, name):
-    objects = [_without_initial_interval(obj) for obj in render(name) if is_dapr(obj)]
+    objects = [obj for obj in render(name) if is_dapr(obj)]
     assert {obj["kind"] for obj in objects} == {"Component", "Configuration", "Resiliency"}
     for obj in objects:
         crds.validate(obj)
 
 
-@pytest.mark.xfail(strict=True, raises=Invalid, reason=(
-    "components/resiliency.yaml gives retry policies an initialInterval, which Dapr 1.18.3's Resiliency does not "
-    "have (not in the CRD, nor in its Go type): the API server prunes it and daprd ignores it locally too, so "
-    "exponential retries start at 500 ms whatever it says. Once the file drops it, drop this mark and "
-    "_without_initial_interval."))
 def test_the_resiliency_as_written_matches_its_crd(render, crds):
     crds.validate(_dapr(render, "Resiliency"))
 
@@ -98,7 +85,7 @@ DAPR_BREAKAGES = {
 @pytest.mark.parametrize("breakage", DAPR_BREAKAGES)
 def test_a_broken_dapr_resource_is_rejected(render, crds, breakage):
     kind, breaks = DAPR_BREAKAGES[breakage]
-    obj = _without_initial_interval(_dapr(render, kind))
+    obj = _dapr(render, kind)
     crds.validate(obj)  # valid before
     breaks(obj)
     with pytest.raises(Invalid):

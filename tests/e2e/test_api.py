@@ -15,9 +15,8 @@ SERVICE = "orders.v1.OrderService"
 def api(stack) -> ReflectionClient:
     """Calls through a sidecar that is not order-service's: Dapr proxies by `dapr-app-id`."""
     state = stack.state()
-    ports = state.ports.apps
-    return ReflectionClient(f"127.0.0.1:{ports['order-service'].app_grpc}", state.app_token,
-                            call_target=f"127.0.0.1:{ports['payment-service'].dapr_grpc}",
+    return ReflectionClient(f"127.0.0.1:{state.app_ports('order-service')[0].app_grpc}", state.app_token,
+                            call_target=f"127.0.0.1:{state.app_ports('payment-service')[0].dapr_grpc}",
                             call_token=state.api_token, app_id="order-service")
 
 
@@ -111,7 +110,7 @@ def test_cancel_after_completion_is_a_failed_precondition(api, saga, ids):
 
 def test_the_api_is_also_served_directly(stack, saga, ids):
     state = stack.state()
-    direct = ReflectionClient(f"127.0.0.1:{state.ports.apps['order-service'].app_grpc}", state.app_token)
+    direct = ReflectionClient(f"127.0.0.1:{state.app_ports('order-service')[0].app_grpc}", state.app_token)
     assert SERVICE in direct.services()
     with pytest.raises(grpc.RpcError) as missing:
         direct.call(f"{SERVICE}/GetOrder", {"order_id": ids("o")})

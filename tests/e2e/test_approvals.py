@@ -12,15 +12,14 @@ import uuid
 import pytest
 
 from order_service.topics import APPROVALS_DEAD_LETTER_TOPIC, APPROVALS_TOPIC
+from ordersaga.eventfeed import feed_for
 from tests.helpers.invariants import check_invariants
-from tests.helpers.nats_tap import read_subject
 
 LARGE = 150_000
 
 
 def dead_letters(stack, marker: str, count: int, timeout: float = 30) -> list[dict]:
-    url = f"nats://127.0.0.1:{stack.state().ports.nats}"
-    bodies = read_subject(url, APPROVALS_DEAD_LETTER_TOPIC, lambda body: marker in body, count=count, timeout=timeout)
+    bodies = feed_for(stack.state()).read_all(APPROVALS_DEAD_LETTER_TOPIC, lambda body: marker in body, count, timeout)
     return [json.loads(body) for body in bodies]
 
 

@@ -39,7 +39,7 @@ def test_detached_stack_beside_the_session_stack_and_clean_down(tmp_path, stack)
         assert report["dapr_version"].startswith("1.18.")
 
         ours = {a["dapr_grpc_port"] for a in report["apps"].values()}
-        theirs = {a.dapr_grpc for a in stack.state().ports.apps.values()}
+        theirs = {a.dapr_grpc for app in stack.state().ports.apps.values() for a in app}
         assert not ours & theirs
         pids = [p["pid"] for p in report["processes"].values()]
         assert len(pids) == 11

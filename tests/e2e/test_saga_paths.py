@@ -10,12 +10,19 @@ import pytest
 
 from order_service.topics import EVENTS_TOPIC
 from ordersaga.client import ActorCallError
+from ordersaga.eventfeed import feed_for
 from tests.conftest import APPROVAL_TIMEOUT_S
 from tests.helpers.invariants import check_invariants
-from tests.helpers.nats_tap import read_subject
 
 SMALL = 1_250  # cents
 LARGE = 150_000  # cents: above the 1000.00 approval threshold
+
+
+@pytest.fixture(params=["embedded", "production"])
+def stack(request):
+    """Every path runs on both profiles: SQLite and NATS, and PostgreSQL and Kafka with two
+    replicas of every app."""
+    return request.getfixturevalue(f"{request.param}_stack")
 
 
 def steps(order: dict) -> list[tuple[str, str]]:
@@ -23,8 +30,7 @@ def steps(order: dict) -> list[tuple[str, str]]:
 
 
 def events_of(stack, order_id: str, count: int) -> list[dict]:
-    url = f"nats://127.0.0.1:{stack.state().ports.nats}"
-    bodies = read_subject(url, EVENTS_TOPIC, lambda body: f'"{order_id}"' in body, count=count, timeout=30)
+    bodies = feed_for(stack.state()).read_all(EVENTS_TOPIC, lambda body: f'"{order_id}"' in body, count, timeout=30)
     return [json.loads(body) for body in bodies]
 
 

@@ -36,7 +36,7 @@ def channel(port: int, *metadata) -> grpc.Channel:
 def test_sidecar_grpc_refuses_calls_without_the_api_token(stack, saga, ids):
     sku = ids("sku")
     saga.set_stock(sku, 3)
-    port = stack.state().ports.apps["order-service"].dapr_grpc
+    port = stack.state().app_ports("order-service")[0].dapr_grpc
     for metadata in ((), (("dapr-api-token", "wrong"),)):
         stub = inv_grpc.InventoryServiceStub(channel(port, ("dapr-app-id", "inventory-service"), *metadata))
         with pytest.raises(grpc.RpcError) as refused:
@@ -47,7 +47,7 @@ def test_sidecar_grpc_refuses_calls_without_the_api_token(stack, saga, ids):
 
 def test_sidecar_http_refuses_actor_calls_and_publishing_without_the_token(stack, saga, ids):
     order_id = ids("o")
-    port = stack.state().ports.apps["order-service"].dapr_http
+    port = stack.state().app_ports("order-service")[0].dapr_http
     order = {"order_id": order_id, "customer_id": "c", "items": [{"sku": "a", "quantity": 1, "unit_price_cents": 1}]}
     assert http(port, f"/v1.0/actors/OrderActor/{order_id}/method/place", order, token=None) == 401
     assert http(port, f"/v1.0/actors/OrderActor/{order_id}/method/place", order, token="wrong") == 401
@@ -57,7 +57,7 @@ def test_sidecar_http_refuses_actor_calls_and_publishing_without_the_token(stack
 
 def test_apps_refuse_direct_calls_without_the_app_token(stack, saga, ids):
     state = stack.state()
-    order_port = state.ports.apps["order-service"].app_grpc
+    order_port = state.app_ports("order-service")[0].app_grpc
     order_id = ids("o")
     request = pb.PlaceOrderRequest(order_id=order_id, customer_id="c",
                                    items=[pb.LineItem(sku="a", quantity=1, unit_price_cents=1)])
@@ -69,7 +69,7 @@ def test_apps_refuse_direct_calls_without_the_app_token(stack, saga, ids):
 
     sku = ids("sku")
     saga.set_stock(sku, 2)
-    inventory = inv_grpc.InventoryServiceStub(channel(state.ports.apps["inventory-service"].app_grpc))
+    inventory = inv_grpc.InventoryServiceStub(channel(state.app_ports("inventory-service")[0].app_grpc))
     with pytest.raises(grpc.RpcError) as refused:
         inventory.SetStock(inv_pb.SetStockRequest(sku=sku, on_hand=50), timeout=10)
     assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
@@ -84,7 +84,7 @@ def test_apps_refuse_direct_calls_without_the_app_token(stack, saga, ids):
 def test_only_order_service_publishes_lifecycle_events(stack):
     state = stack.state()
     event = {"order_id": "forged", "type": "completed", "status": "COMPLETED"}
-    inventory_http = state.ports.apps["inventory-service"].dapr_http
+    inventory_http = state.app_ports("inventory-service")[0].dapr_http
     assert http(inventory_http, "/v1.0/publish/orderpubsub/order-events", event, token=state.api_token) == 403
     assert http(inventory_http, "/v1.0/publish/orderpubsub/order-approvals-deadletter", event,
                 token=state.api_token) == 403
@@ -93,7 +93,7 @@ def test_only_order_service_publishes_lifecycle_events(stack):
 def test_approvals_are_subscribed_by_order_service_alone(stack):
     state = stack.state()
     for app_id in ("order-service", "inventory-service"):
-        port = state.ports.apps[app_id].dapr_http
+        port = state.app_ports(app_id)[0].dapr_http
         request = urllib.request.Request(f"http://127.0.0.1:{port}/v1.0/metadata")
         request.add_header("dapr-api-token", state.api_token)
         with urllib.request.urlopen(request, timeout=10) as response:

@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from order_service.topics import APPROVALS_DEAD_LETTER_TOPIC, APPROVALS_TOPIC
-from tests.helpers.nats_tap import read_subject
+from ordersaga.eventfeed import feed_for
 
 SMALL_PRICE = 500  # cents; far below the 1000.00 approval threshold
 LARGE_PRICE = 200_000  # cents; above it, so the saga waits for approval
@@ -84,8 +84,7 @@ def test_malformed_approval_goes_to_the_dead_letter_topic(saga, stack):
     marker = uuid.uuid4().hex
     saga.publish(APPROVALS_TOPIC, f"not json {marker}".encode(), content_type="text/plain")
     saga.publish(APPROVALS_TOPIC, json.dumps({"order_id": marker}).encode())  # no decision
-    nats_url = f"nats://127.0.0.1:{stack.state().ports.nats}"
-    dead = read_subject(nats_url, APPROVALS_DEAD_LETTER_TOPIC, lambda body: marker in body, count=2, timeout=30)
+    dead = feed_for(stack.state()).read_all(APPROVALS_DEAD_LETTER_TOPIC, lambda body: marker in body, 2, timeout=30)
     assert len(dead) == 2
 
 
