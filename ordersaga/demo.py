@@ -87,14 +87,19 @@ PATHS = [
 
 def main() -> int:
     stack = Stack(run_dir_from_env(), log=lambda m: print(m, file=sys.stderr, flush=True))
-    was_running = stack.status()["running"]
-    if not was_running:
-        stack.tie_to_parent = True  # started for the demo only: never outlive it
+    # A stack with anything running is someone's: use it as it is (the client goes through any
+    # live sidecar) and leave it running. Otherwise start one (ORDERSAGA_PROFILE picks the
+    # profile) for the demo only, and stop it at the end.
+    someone_elses = any(p["running"] for p in stack.status()["processes"].values())
+    if not someone_elses:
+        stack.tie_to_parent = True  # never outlive the demo
         stack.up()
+    status = stack.status()
+    print(f"Demo on the {status['profile']} profile, {status['replicas']} replica(s) per app", flush=True)
     try:
         return run_paths(SagaClient(stack.state()))
     finally:
-        if not was_running:
+        if not someone_elses:
             stack.down()
 
 

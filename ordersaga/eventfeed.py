@@ -82,37 +82,53 @@ class KafkaFeed:
         self.bootstrap = bootstrap
 
     def _consumer(self, topic: str, from_start: bool):
+        """A consumer assigned every partition, and where each partition ends now."""
         from confluent_kafka import Consumer, TopicPartition
 
         consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": f"ordersaga-feed-{uuid.uuid4().hex}",
                              "enable.auto.commit": False, "enable.partition.eof": False})
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        assignment = []
+        assignment, ends = [], {}
         for number in partitions:
             low, high = consumer.get_watermark_offsets(TopicPartition(topic, number), timeout=10)
             assignment.append(TopicPartition(topic, number, low if from_start else high))
+            if high > low:
+                ends[number] = high
         consumer.assign(assignment)
-        return consumer
+        return consumer, ends
 
     def read_all(self, topic: str, match: Callable[[str], bool], count: int, timeout: float) -> list[str]:
-        consumer = self._consumer(topic, from_start=True)
-        found: list[str] = []
+        """Every matching message on the topic now (read to its end, as the JetStream reader
+        does); read again until at least `count` are there, or `timeout`."""
         deadline = time.monotonic() + timeout
+        found: list[str] = []
+        while time.monotonic() < deadline:
+            found = self._read_to_end(topic, match, deadline)
+            if len(found) >= count:
+                return found
+            time.sleep(0.5)
+        return found
+
+    def _read_to_end(self, topic: str, match: Callable[[str], bool], deadline: float) -> list[str]:
+        consumer, ends = self._consumer(topic, from_start=True)
+        found: list[str] = []
         try:
-            while len(found) < count and time.monotonic() < deadline:
+            while ends and time.monotonic() < deadline:
                 msg = consumer.poll(0.5)
                 if msg is None or msg.error():
                     continue
                 body = msg.value().decode(errors="replace")
                 if match(body):
                     found.append(body)
+                if msg.offset() + 1 >= ends.get(msg.partition(), 0):
+                    ends.pop(msg.partition(), None)
             return found
         finally:
             consumer.close()
 
     async def follow(self, topic: str, on_event: OnEvent, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
-        consumer = self._consumer(topic, from_start=False)
+        consumer, _ = self._consumer(topic, from_start=False)
         halt = threading.Event()
 
         def poll() -> None:  # the client blocks: it polls in a thread and hands events to the loop
