@@ -7,7 +7,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test unit e2e chaos soak bench runtime venv up down status protos clean
+.PHONY: demo test unit e2e chaos production soak bench runtime venv up down status protos clean
 
 demo: runtime
 	$(PY) -m ordersaga.demo
@@ -26,6 +26,10 @@ e2e: runtime
 
 chaos: runtime
 	$(PY) -m pytest tests/chaos
+
+production: runtime
+	$(VENV)/bin/ordersaga runtime --profile production
+	$(PY) -m pytest tests/production
 
 soak: runtime
 	$(PY) -m pytest tests/chaos --chaos-soak

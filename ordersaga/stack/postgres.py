@@ -192,11 +192,23 @@ def connection_string(host: str, port: int, password: str, database: str) -> str
     return f"host={host} port={port} user={SUPERUSER} password={password} dbname={database} sslmode=disable"
 
 
+class PostgresRefused(RuntimeError):
+    """The server is up but refuses us (a wrong password, a cluster made for another stack)."""
+
+
 def is_ready(host: str, port: int, password: str) -> bool:
+    """True once the server takes our queries; False while it starts; PostgresRefused when it
+    answers with a refusal that waiting will not change."""
     try:
         with psycopg.connect(connection_string(host, port, password, "postgres"), connect_timeout=2) as conn:
             conn.execute("SELECT 1")
         return True
+    except (psycopg.errors.InvalidPassword, psycopg.errors.InvalidAuthorizationSpecification) as error:
+        raise PostgresRefused(f"PostgreSQL refuses user {SUPERUSER}: {error}".strip()) from None
+    except psycopg.OperationalError as error:
+        if "password authentication failed" in str(error) or "no pg_hba.conf entry" in str(error):
+            raise PostgresRefused(f"PostgreSQL refuses user {SUPERUSER}: {str(error).strip()}") from None
+        return False  # not listening yet, or still recovering
     except psycopg.Error:
         return False
 

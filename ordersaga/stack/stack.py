@@ -365,7 +365,12 @@ class Stack:
                         f"{name} exited during start-up. Last lines of {record.log}:\n"
                         f"{processes.log_tail(record.log)}"
                     )
-                if spec.healthy():
+                try:
+                    healthy = spec.healthy()
+                except Exception as error:  # noqa: BLE001 - a refusal that waiting will not change
+                    raise StackError(f"{name} refused to serve: {error}. Last lines of {record.log}:\n"
+                                     f"{processes.log_tail(record.log, 15)}") from error
+                if healthy:
                     pending.pop(name)
                     self.log(f"  {name:<26} healthy (pid {record.pid})")
             if pending and time.monotonic() > deadline:

@@ -99,3 +99,16 @@ def test_approvals_are_subscribed_by_order_service_alone(stack):
         with urllib.request.urlopen(request, timeout=10) as response:
             topics = {s["topic"] for s in json.load(response).get("subscriptions", [])}
         assert topics == ({"order-approvals"} if app_id == "order-service" else set())
+
+
+def test_apps_cannot_read_their_sidecars_environment_through_the_secrets_api(stack):
+    """The components' settings come from the env secret store, which the Configuration closes
+    to the secrets API (components still resolve them: the stack runs)."""
+    state = stack.state()
+    port = state.app_ports("order-service")[0].dapr_http
+    for key in ("ORDERSAGA_NATS_URL", "DAPR_API_TOKEN"):
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/v1.0/secrets/envsecrets/{key}")
+        request.add_header("dapr-api-token", state.api_token)
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10)
+        assert refused.value.code == 403, refused.value.read()
