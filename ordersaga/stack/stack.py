@@ -70,6 +70,8 @@ class Stack:
         self._stop_surplus_replicas(state)
         running = {n for n, rec in state.processes.items() if processes.is_running(rec)}
         specs = self._specs(state, binaries, chosen)
+        for name in set(state.processes) - running - {s.name for s in specs}:
+            del state.processes[name]  # dead and no longer part of the stack (another profile's broker)
         missing = [s for s in specs if s.name not in running]
         if not missing:
             state.save()
@@ -126,11 +128,6 @@ class Stack:
         """SIGKILL one process, as a crash would (tests use it)."""
         state = self._require_state()
         processes.kill(state.processes[name])
-
-    def stop(self, name: str) -> None:
-        """Stop one process cleanly, as an operator restarting it would (tests use it)."""
-        state = self._require_state()
-        processes.stop(state.processes[name], timeout=30)
 
     def status(self) -> dict:
         state = StackState.load(self.run_dir)

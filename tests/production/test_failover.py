@@ -54,6 +54,11 @@ def test_a_killed_order_service_replica_is_taken_over(stack, saga, ids):
             saga.approve(order_id, approver="failover")
         approvals_sent = time.monotonic() - killed_at
 
+        # Not vacuous: the dead replica had been running steps of these sagas (its log says which).
+        victim_log = (stack.run_dir / "logs" / f"{VICTIM}.log").read_text()
+        on_victim = [o for o in in_flight + waiting if f"order={o} " in victim_log]
+        assert on_victim, "the killed replica ran none of these sagas: nothing was taken over"
+
         finished = wait_terminal(saga, in_flight + waiting, since=killed_at, bound_s=240)
 
         # Taken over: the CLI works through a live sidecar, and status shows the dead replica.
@@ -69,7 +74,8 @@ def test_a_killed_order_service_replica_is_taken_over(stack, saga, ids):
         assert {o["status"] for o in final.values()} == {"COMPLETED"}, {k: o["status"] for k, o in final.items()}
         copies = check_events(stack, final, waited=set(waiting))
         print(f"\nfailover: killed {VICTIM} (app and sidecar) with {len(in_flight)} sagas mid-shipment and "
-              f"{len(waiting)} waiting for approval (approvals published {approvals_sent:.1f}s after the kill); "
+              f"{len(waiting)} waiting for approval ({len(on_victim)} of them had run steps on it; approvals "
+              f"published {approvals_sent:.1f}s after the kill); "
               f"orders ended after: in flight {spread([finished[o] for o in in_flight])}, approved "
               f"{spread([finished[o] for o in waiting])}; takeover within {max(finished.values()):.1f}s; "
               f"{copies} duplicate event deliveries")
