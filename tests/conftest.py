@@ -21,6 +21,32 @@ def pytest_report_header(config):
     return f"dapr: daprd {dapr.version} ({dapr.source}) from {dapr.daprd.parent.name}/"
 
 
+# Figures the tests measure (takeover time, recovery after a broker kill...), printed together
+# at the end of the run: pytest hides what a passing test prints.
+_MEASURED = pytest.StashKey[list]()
+
+
+def pytest_configure(config):
+    config.stash[_MEASURED] = []
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    lines = config.stash.get(_MEASURED, [])
+    if lines:
+        terminalreporter.section("measured")
+        for line in lines:
+            terminalreporter.write_line(line)
+
+
+@pytest.fixture()
+def measured(request):
+    """`measured("failover: ...")` records a figure for the summary at the end of the run."""
+    def record(line: str) -> None:
+        request.config.stash[_MEASURED].append(f"{request.node.name}: {line}")
+        print(line)
+    return record
+
+
 def pytest_addoption(parser):
     parser.addoption("--chaos-soak", action="store_true",
                      help="chaos: several rounds of every kill, with more orders in flight (long)")

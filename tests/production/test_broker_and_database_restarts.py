@@ -15,7 +15,7 @@ from tests.production.scenario import LARGE, SMALL, Placer, check_events, spread
 
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("target", ["kafka", "postgres"])
-def test_killed_and_restarted_while_sagas_run(stack, saga, ids, target):
+def test_killed_and_restarted_while_sagas_run(stack, saga, ids, target, measured):
     sku, customer = ids("sku"), ids("c")
     saga.set_stock(sku, 100)
     waiting = [ids("o") for _ in range(3)]
@@ -42,7 +42,7 @@ def test_killed_and_restarted_while_sagas_run(stack, saga, ids, target):
     final = check_invariants(saga, {sku: 100}, running + waiting, bound_s=60)
     assert {o["status"] for o in final.values()} == {"COMPLETED"}, {k: o["status"] for k, o in final.items()}
     copies = check_events(stack, final, waited=set(waiting))
-    print(f"\n{target} killed and back after {restarted:.1f}s: {len(running)} sagas placed around it "
+    measured(f"{target} killed and back after {restarted:.1f}s: {len(running)} sagas placed around it "
           f"({placer.refusals} placements refused while it was down, then retried), {len(waiting)} approvals "
           f"sent after it; all ended (since the kill: {spread(list(finished.values()))}); "
           f"{copies} duplicate event deliveries")

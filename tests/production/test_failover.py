@@ -27,7 +27,7 @@ def cli(stack, *args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.timeout(600)
-def test_a_killed_order_service_replica_is_taken_over(stack, saga, ids):
+def test_a_killed_order_service_replica_is_taken_over(stack, saga, ids, measured):
     sku, customer = ids("sku"), ids("c")
     saga.set_stock(sku, 100)
     in_flight = [ids("o") for _ in range(6)]
@@ -73,7 +73,7 @@ def test_a_killed_order_service_replica_is_taken_over(stack, saga, ids):
         final = check_invariants(saga, {sku: 100}, in_flight + waiting, bound_s=60)
         assert {o["status"] for o in final.values()} == {"COMPLETED"}, {k: o["status"] for k, o in final.items()}
         copies = check_events(stack, final, waited=set(waiting))
-        print(f"\nfailover: killed {VICTIM} (app and sidecar) with {len(in_flight)} sagas mid-shipment and "
+        measured(f"failover: killed {VICTIM} (app and sidecar) with {len(in_flight)} sagas mid-shipment and "
               f"{len(waiting)} waiting for approval ({len(on_victim)} of them had run steps on it; approvals "
               f"published {approvals_sent:.1f}s after the kill); "
               f"orders ended after: in flight {spread([finished[o] for o in in_flight])}, approved "
