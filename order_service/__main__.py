@@ -21,10 +21,27 @@ from order_service.actor_client import ActorClient
 from order_service.actor_host import new_actor_host
 from order_service.api import OrderApi
 from order_service.approvals import ApprovalHandler
+from order_service.intake import DeadLetter, IntakeHandler
 from order_service.settings import Settings
-from order_service.topics import APPROVALS_DEAD_LETTER_TOPIC, APPROVALS_TOPIC, PUBSUB
+from order_service.topics import (
+    APPROVALS_DEAD_LETTER_TOPIC,
+    APPROVALS_TOPIC,
+    PUBSUB,
+    REQUESTS_DEAD_LETTER_TOPIC,
+    REQUESTS_TOPIC,
+)
 
 APP_ID = "order-service"
+
+
+def publish_dead_letter(letter: DeadLetter) -> None:
+    """A refused order request, with its reason, under a stable id (the refused event's), so a
+    redelivered refusal is one dead letter to consumers that deduplicate."""
+    with DaprClient() as client:
+        client.publish_event(PUBSUB, REQUESTS_DEAD_LETTER_TOPIC, letter.model_dump_json(),
+                             data_content_type="application/json",
+                             publish_metadata={"cloudevent.id": f"{letter.event_id}.refused",
+                                               "cloudevent.type": "ordersaga.order-request.refused"})
 
 
 def main() -> None:
@@ -33,6 +50,9 @@ def main() -> None:
 
     app = apphost.new_app(max_workers=32)
     app.subscribe(PUBSUB, APPROVALS_TOPIC, dead_letter_topic=APPROVALS_DEAD_LETTER_TOPIC)(ApprovalHandler(actors))
+    # Also declared as the subscription's dead-letter topic: what keeps failing ends there too.
+    app.subscribe(PUBSUB, REQUESTS_TOPIC, dead_letter_topic=REQUESTS_DEAD_LETTER_TOPIC)(
+        IntakeHandler(actors, publish_dead_letter))
     app.add_external_service(orders_pb2_grpc.add_OrderServiceServicer_to_server,
                              OrderApi(actors, DaprWorkflowClient(), DaprClient))
     service = orders_pb2.DESCRIPTOR.services_by_name["OrderService"].full_name

@@ -15,14 +15,24 @@ import nats
 from nats.js.api import RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
-from order_service.topics import APPROVALS_DEAD_LETTER_TOPIC, APPROVALS_TOPIC, EVENTS_TOPIC
+from order_service.topics import (
+    APPROVALS_DEAD_LETTER_TOPIC,
+    APPROVALS_TOPIC,
+    EVENTS_TOPIC,
+    REQUESTS_DEAD_LETTER_TOPIC,
+    REQUESTS_TOPIC,
+)
 
-# Dapr's JetStream component publishes with the CloudEvent id as Nats-Msg-Id, and JetStream
-# de-duplicates ids per stream. A dead letter keeps the id of the message it replaces, so in
-# the same stream it would be discarded as a duplicate: dead letters get a stream of their own.
+# Two rules of Dapr's JetStream component shape the streams:
+# - It publishes with the CloudEvent id as Nats-Msg-Id, and JetStream de-duplicates ids per
+#   stream. A dead letter keeps the id of the message it replaces, so in the same stream it
+#   would be discarded as a duplicate: dead letters get a stream of their own.
+# - Its durable consumer name is one per app (`durableName: {appID}`), and a durable consumer
+#   follows one subject of its stream: each topic an app subscribes to needs a stream of its own.
 STREAMS = {
     "ORDERSAGA": [APPROVALS_TOPIC, EVENTS_TOPIC],
-    "ORDERSAGA_DEADLETTER": [APPROVALS_DEAD_LETTER_TOPIC],
+    "ORDERSAGA_REQUESTS": [REQUESTS_TOPIC],
+    "ORDERSAGA_DEADLETTER": [APPROVALS_DEAD_LETTER_TOPIC, REQUESTS_DEAD_LETTER_TOPIC],
 }
 _MAX_AGE_S = 14 * 24 * 3600  # approvals may take days; keep two weeks of history
 

@@ -90,7 +90,7 @@ def test_only_order_service_publishes_lifecycle_events(stack):
                 token=state.api_token) == 403
 
 
-def test_approvals_are_subscribed_by_order_service_alone(stack):
+def test_approvals_and_requests_are_subscribed_by_order_service_alone(stack):
     state = stack.state()
     for app_id in ("order-service", "inventory-service"):
         port = state.app_ports(app_id)[0].dapr_http
@@ -98,7 +98,7 @@ def test_approvals_are_subscribed_by_order_service_alone(stack):
         request.add_header("dapr-api-token", state.api_token)
         with urllib.request.urlopen(request, timeout=10) as response:
             topics = {s["topic"] for s in json.load(response).get("subscriptions", [])}
-        assert topics == ({"order-approvals"} if app_id == "order-service" else set())
+        assert topics == ({"order-approvals", "order-requests"} if app_id == "order-service" else set())
 
 
 def test_apps_cannot_read_their_sidecars_environment_through_the_secrets_api(stack):

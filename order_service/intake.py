@@ -1,0 +1,100 @@
+"""Orders arriving as CloudEvents on `order-requests`, placed exactly as PlaceOrder places them.
+
+The same validation and the same actor call, so the same rules: the same order again changes
+nothing (the actor answers with the order as it is, and starts no second saga). What can never
+succeed, however often it is delivered (an invalid request, other content under an existing
+id), goes to `order-requests-deadletter` as a message that says why, and is logged; Dapr's own
+dead-lettering would forward the event without its reason. An actor, sidecar or workflow engine
+that is briefly unavailable answers `retry`: the broker delivers the event again later, and an
+event published while order-service is down waits in the broker until it is back.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Callable
+
+from cloudevents.sdk.event import v1
+from dapr.clients.grpc._response import TopicEventResponse
+from pydantic import BaseModel, ValidationError
+
+from order_service.actor_client import ActorCallError, ActorClient
+from order_service.domain import OrderRequest, describe
+
+log = logging.getLogger("order_service.intake")
+_NEVER = {"INVALID_ARGUMENT", "ALREADY_EXISTS"}  # refusals a redelivery cannot change
+_KEPT_BYTES = 4096  # of the refused event's data, in its dead letter
+
+
+class DeadLetter(BaseModel):
+    """What `order-requests-deadletter` carries: the refused event, and why."""
+
+    event_id: str
+    source: str = ""
+    reason: str
+    data: str  # the event's data as text, cut at 4 KiB
+
+
+PublishDeadLetter = Callable[[DeadLetter], None]
+
+
+class IntakeHandler:
+    def __init__(self, actors: ActorClient, dead_letters: PublishDeadLetter):
+        self._actors = actors
+        self._dead_letters = dead_letters
+
+    def __call__(self, event: v1.Event) -> TopicEventResponse:
+        try:
+            request = parse_request(event.Data())
+        except ValueError as error:
+            return self._refuse(event, str(error), order_id="-")
+        try:
+            reply = self._actors.call(request.order_id, "place", request.model_dump(mode="json"))
+        except ActorCallError as error:
+            if error.code in _NEVER:
+                return self._refuse(event, f"{error.code}: {error.message}", order_id=request.order_id)
+            log.warning("intake event=%s order=%s will be retried: %s", event.EventID(), request.order_id, error)
+            return TopicEventResponse("retry")
+        log.info("order=%s step=intake outcome=ACCEPTED status=%s event=%s", request.order_id, reply["status"],
+                 event.EventID())
+        return TopicEventResponse("success")
+
+    def _refuse(self, event: v1.Event, reason: str, order_id: str) -> TopicEventResponse:
+        letter = DeadLetter(event_id=event.EventID() or "", source=event.Source() or "", reason=reason,
+                            data=_as_text(event.Data())[:_KEPT_BYTES])
+        try:
+            self._dead_letters(letter)
+        except Exception as error:  # noqa: BLE001 - the broker's client raises many kinds
+            log.warning("intake event=%s order=%s refused (%s) but its dead letter was not published, retrying: %s",
+                        event.EventID(), order_id, reason, error)
+            return TopicEventResponse("retry")
+        log.warning("intake event=%s order=%s refused, sent to the dead-letter topic: %s", event.EventID(), order_id,
+                    reason)
+        return TopicEventResponse("success")  # handled: the dead letter is out
+
+
+def parse_request(data: object) -> OrderRequest:
+    """The order in an event's data; ValueError (with the reason) when it is not one."""
+    if isinstance(data, (bytes, bytearray, str)):
+        try:
+            data = json.loads(data)
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise ValueError(f"data is not JSON: {error}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"data must be a JSON object, not {type(data).__name__}")
+    try:
+        return OrderRequest.model_validate(data)
+    except ValidationError as error:
+        raise ValueError(f"INVALID_ARGUMENT: {describe(error)}") from None
+
+
+def _as_text(data: object) -> str:
+    if isinstance(data, (bytes, bytearray)):
+        return bytes(data).decode(errors="replace")
+    if isinstance(data, str):
+        return data
+    try:
+        return json.dumps(data)
+    except (TypeError, ValueError):
+        return repr(data)
