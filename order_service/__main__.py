@@ -15,7 +15,7 @@ from dapr.ext.workflow import DaprWorkflowClient, WorkflowRuntime
 from dapr.ext.workflow.logger import LoggerOptions
 
 from apphost import server as apphost
-from order_service import actor, orders_pb2, orders_pb2_grpc, saga
+from order_service import actor, orders_pb2, orders_pb2_grpc, retry_saga, saga
 from order_service.activities import ACTIVITIES
 from order_service.actor_client import ActorClient
 from order_service.actor_host import new_actor_host
@@ -60,6 +60,7 @@ def main() -> None:
     # Activities log each failure with its attempt number; the SDK's own copy of it is noise.
     workflows = WorkflowRuntime(logger_options=LoggerOptions(log_level=logging.ERROR))
     workflows.register_workflow(saga.order_saga, name=saga.SAGA_NAME)
+    workflows.register_workflow(retry_saga.retry_saga, name=retry_saga.RETRY_SAGA_NAME)
     for name, activity in ACTIVITIES.items():
         workflows.register_activity(activity, name=name)
 

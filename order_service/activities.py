@@ -208,7 +208,8 @@ async def _gate_opens(update: OrderUpdate | None) -> bool:
 
 
 async def _record(update: OrderUpdate) -> Gate:
-    body = json.dumps({"records": [r.model_dump(mode="json") for r in update.records]}).encode()
+    body = json.dumps({"records": [r.model_dump(mode="json") for r in update.records],
+                       "unfinished": update.unfinished.model_dump(mode="json") if update.unfinished else None}).encode()
     reply = await dapr_stub().InvokeActor(
         api_v1.InvokeActorRequest(actor_type=ACTOR_TYPE, actor_id=update.order_id, method="record_steps", data=body),
         metadata=_token(), timeout=30)

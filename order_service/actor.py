@@ -26,10 +26,13 @@ from order_service.domain import (
     OrderState,
     OrderStatus,
     TimelineEntry,
+    Unfinished,
     describe,
+    retry_instance_id,
     saga_instance_id,
 )
-from order_service.messages import LifecycleEvent, SagaInput
+from order_service.messages import LifecycleEvent, RetryInput, SagaInput
+from order_service.retry_saga import RETRY_SAGA_NAME
 from order_service.saga import APPROVAL_EVENT, CANCEL_EVENT, SAGA_NAME
 from order_service.settings import Settings
 
@@ -84,6 +87,12 @@ class OrderActorInterface(ActorInterface):
 
     @actormethod(name="record_steps")
     async def record_steps(self, data: dict) -> dict: ...
+
+    @actormethod(name="retry")
+    async def retry(self, data: dict) -> dict: ...
+
+    @actormethod(name="close")
+    async def close(self, data: dict) -> dict: ...
 
 
 class OrderActor(Actor, OrderActorInterface, Remindable):
@@ -185,6 +194,10 @@ class OrderActor(Actor, OrderActorInterface, Remindable):
             if status and not order.status.terminal:
                 order.status = status
                 order.reason = record.get("reason", "")
+                if status == OrderStatus.NEEDS_ATTENTION and data.get("unfinished"):
+                    order.unfinished = Unfinished.model_validate(data["unfinished"])
+                elif status.terminal:
+                    order.unfinished = None
             if record.get("tracking_number"):
                 order.tracking_number = record["tracking_number"]
             changed = True
@@ -195,6 +208,60 @@ class OrderActor(Actor, OrderActorInterface, Remindable):
         if order.status.terminal:  # also on a retried call: the index write may be what failed
             await self._note_in_index(order)
         return {"cancel_requested": order.cancel_requested}
+
+    async def retry(self, data: dict) -> dict:
+        """RetryOrder: run again what the saga left unfinished, in a workflow of its own, and end
+        the order as the saga would have. Only for NEEDS_ATTENTION; a repeat while the retry runs
+        answers with the order (and restarts the retry's workflow if a crash lost it)."""
+        order = await self._require()
+        by = str((data or {}).get("by") or "unknown")[:100]
+        if order.status != OrderStatus.NEEDS_ATTENTION:
+            if order.retries and not order.status.terminal:
+                await self._ensure_retry(order, by)
+                return order.model_dump(mode="json")
+            raise OrderError("FAILED_PRECONDITION",
+                             f"order {order.order_id} is {order.status}: only an order that NEEDS_ATTENTION is retried")
+        if order.unfinished is None:
+            raise OrderError("FAILED_PRECONDITION",
+                             f"order {order.order_id} does not say what is left to do; close it by hand instead")
+        order.retries += 1
+        order.timeline.append(TimelineEntry(at=now_iso(), step="retry", outcome="REQUESTED", detail=f"by {by}",
+                                            key=f"retry {order.retries}:REQUESTED"))
+        order.status = order.unfinished.resume_status
+        order.saga_instance_id = retry_instance_id(order.order_id, order.retries)
+        await self._save(order)  # first: a crash before the start is mended by a repeated RetryOrder
+        await self._start_retry(order, by)
+        await self._note_in_index(order)
+        log.info("order=%s step=retry outcome=REQUESTED attempt=%d by=%s", order.order_id, order.retries, by)
+        return order.model_dump(mode="json")
+
+    async def close(self, data: dict) -> dict:
+        """CloseOrder: a person did by hand what the saga left unfinished; the order ends as the
+        saga would have ended it, and the timeline says who closed it and why. Only for
+        NEEDS_ATTENTION. No workflow runs."""
+        order = await self._require()
+        by = str((data or {}).get("by") or "unknown")[:100]
+        note = str((data or {}).get("note") or "")[:500]
+        if order.status != OrderStatus.NEEDS_ATTENTION:
+            raise OrderError("FAILED_PRECONDITION",
+                             f"order {order.order_id} is {order.status}: only an order that NEEDS_ATTENTION is closed")
+        if not note.strip():
+            raise OrderError("INVALID_ARGUMENT", "note: say what was done by hand")
+        ending = order.unfinished.ending if order.unfinished else None
+        if ending is None:
+            raise OrderError("FAILED_PRECONDITION", f"order {order.order_id} does not say how it would have ended")
+        order.status, order.reason = ending.status, ending.reason
+        order.tracking_number = ending.tracking_number or order.tracking_number
+        order.unfinished = None
+        order.timeline.append(TimelineEntry(at=now_iso(), step="close", outcome=f"BY_HAND {ending.status}",
+                                            detail=f"by {by}: {note}", key="close:BY_HAND"))
+        await self._save(order)
+        await events.publish(LifecycleEvent(order_id=order.order_id, type=ending.status.lower(), status=ending.status,
+                                            reason=ending.reason, detail=f"closed by hand by {by}",
+                                            total_cents=order.request.total_cents))
+        await self._note_in_index(order)
+        log.info("order=%s step=close outcome=%s by=%s note=%s", order.order_id, ending.status, by, note)
+        return order.model_dump(mode="json")
 
     async def receive_reminder(self, name: str, state: bytes, due_time: timedelta, period: timedelta,
                                ttl: timedelta | None = None) -> None:
@@ -225,6 +292,16 @@ class OrderActor(Actor, OrderActorInterface, Remindable):
         await workflow_client().schedule_new_workflow(
             SAGA_NAME, input=saga_input.model_dump(mode="json"), instance_id=order.saga_instance_id
         )
+
+    async def _start_retry(self, order: OrderState, by: str) -> None:
+        retry_input = RetryInput(order=order.request, unfinished=order.unfinished, attempt=order.retries,
+                                 retried_by=by, step_timeout_s=_settings.step_timeout_s)
+        await workflow_client().schedule_new_workflow(
+            RETRY_SAGA_NAME, input=retry_input.model_dump(mode="json"), instance_id=order.saga_instance_id)
+
+    async def _ensure_retry(self, order: OrderState, by: str) -> None:
+        if await workflow_client().get_workflow_state(order.saga_instance_id, fetch_payloads=False) is None:
+            await self._start_retry(order, by)
 
     async def _drop_deadline(self, order: OrderState) -> None:
         """A finished order needs no deadline: without this, every order would leave a reminder

@@ -57,6 +57,18 @@ class OrderApi(pb_grpc.OrderServiceServicer):
         self._call(context, order_id, "cancel", {"reason": request.reason[:200]})
         return self._order(context, order_id)
 
+    def RetryOrder(self, request: pb.RetryOrderRequest, context) -> pb.Order:
+        order_id = _valid_id(context, request.order_id)
+        self._call(context, order_id, "retry", {"by": request.operator[:100]})
+        return self._order(context, order_id)
+
+    def CloseOrder(self, request: pb.CloseOrderRequest, context) -> pb.Order:
+        order_id = _valid_id(context, request.order_id)
+        if not request.note.strip():
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "note: say what was done by hand")
+        self._call(context, order_id, "close", {"by": request.operator[:100], "note": request.note[:500]})
+        return self._order(context, order_id)
+
     def ListOrders(self, request: pb.ListOrdersRequest, context) -> pb.ListOrdersResponse:
         wanted = request.status.strip().upper()
         if wanted and wanted not in OrderStatus.__members__:

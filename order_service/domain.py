@@ -83,17 +83,45 @@ class TimelineEntry(BaseModel):
     key: str = ""  # idempotency key: a retried activity records its entry once
 
 
+class PlannedCall(BaseModel):
+    """A step's activity with its input, kept so that it can be run again."""
+
+    step: str  # as the timeline names it: "undo ship", "commit"
+    activity: str
+    input: dict
+
+
+class Ending(BaseModel):
+    """How the saga meant to end the order."""
+
+    status: OrderStatus
+    reason: str = ""
+    tracking_number: str = ""
+
+
+class Unfinished(BaseModel):
+    """What a saga that ended in NEEDS_ATTENTION could not do: the calls left, in order, the
+    ending it would have reached after them, and the status the order has while a retry runs
+    them. A retry (or a person, closing the order by hand) finishes from here."""
+
+    calls: list[PlannedCall]
+    ending: Ending
+    resume_status: OrderStatus
+
+
 class OrderState(BaseModel):
     """What OrderActor keeps: identity, status, reason, timeline, saga instance id."""
 
     request: OrderRequest
     status: OrderStatus = OrderStatus.PLACED
     reason: str = ""
-    saga_instance_id: str = ""
+    saga_instance_id: str = ""  # the workflow now in charge: the saga, or its latest retry
     tracking_number: str = ""
     cancel_requested: bool = False
     decision: str = ""  # the first approval decision received ("approve" or "reject")
     timeline: list[TimelineEntry] = Field(default_factory=list)
+    unfinished: Unfinished | None = None  # set while the order NEEDS_ATTENTION
+    retries: int = 0  # RetryOrder calls accepted: each runs a workflow of its own
 
     @property
     def order_id(self) -> str:
@@ -112,6 +140,11 @@ CANCELLABLE = frozenset(
 def saga_instance_id(order_id: str) -> str:
     """Derived from the order id, so a second PlaceOrder can never start a second saga unnoticed."""
     return f"order-saga-{order_id}"
+
+
+def retry_instance_id(order_id: str, attempt: int) -> str:
+    """The workflow of the order's `attempt`-th retry: one per accepted RetryOrder."""
+    return f"{saga_instance_id(order_id)}-retry-{attempt}"
 
 
 def describe(error: ValidationError, subject: str = "order") -> str:

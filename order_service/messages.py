@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from order_service.domain import ID_PATTERN, OrderRequest
+from order_service.domain import ID_PATTERN, OrderRequest, Unfinished
 
 
 class SagaInput(BaseModel):
@@ -115,6 +115,17 @@ class OrderUpdate(BaseModel):
     order_id: str
     records: list[StepRecord]
     event: LifecycleEvent | None = None
+    unfinished: Unfinished | None = None  # with a move to NEEDS_ATTENTION: what is left to do
+
+
+class RetryInput(BaseModel):
+    """The input of `order_saga_retry`: what the order's saga left unfinished, run again."""
+
+    order: OrderRequest
+    unfinished: Unfinished
+    attempt: int  # 1 for the first retry: it keeps this retry's timeline entries apart
+    retried_by: str = ""
+    step_timeout_s: int = 30
 
 
 class ApprovalDecision(BaseModel):

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aorder_service/orders.proto\x12\torders.v1\"C\n\x08LineItem\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x05\x12\x18\n\x10unit_price_cents\x18\x03 \x01(\x03\"^\n\x11PlaceOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12\"\n\x05items\x18\x03 \x03(\x0b\x32\x13.orders.v1.LineItem\"6\n\x12PlaceOrderResponse\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\"#\n\x0fGetOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\"6\n\x12\x43\x61ncelOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"#\n\x11ListOrdersRequest\x12\x0e\n\x06status\x18\x01 \x01(\t\"6\n\x12ListOrdersResponse\x12 \n\x06orders\x18\x01 \x03(\x0b\x32\x10.orders.v1.Order\"%\n\x11WatchOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\"J\n\rTimelineEntry\x12\n\n\x02\x61t\x18\x01 \x01(\t\x12\x0c\n\x04step\x18\x02 \x01(\t\x12\x0f\n\x07outcome\x18\x03 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\"\x83\x02\n\x05Order\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x13\n\x0btotal_cents\x18\x05 \x01(\x03\x12\x18\n\x10saga_instance_id\x18\x06 \x01(\t\x12\x1b\n\x13saga_runtime_status\x18\x07 \x01(\t\x12*\n\x08timeline\x18\x08 \x03(\x0b\x32\x18.orders.v1.TimelineEntry\x12\"\n\x05items\x18\t \x03(\x0b\x32\x13.orders.v1.LineItem\x12\x17\n\x0ftracking_number\x18\n \x01(\t2\xde\x02\n\x0cOrderService\x12I\n\nPlaceOrder\x12\x1c.orders.v1.PlaceOrderRequest\x1a\x1d.orders.v1.PlaceOrderResponse\x12\x38\n\x08GetOrder\x12\x1a.orders.v1.GetOrderRequest\x1a\x10.orders.v1.Order\x12>\n\x0b\x43\x61ncelOrder\x12\x1d.orders.v1.CancelOrderRequest\x1a\x10.orders.v1.Order\x12I\n\nListOrders\x12\x1c.orders.v1.ListOrdersRequest\x1a\x1d.orders.v1.ListOrdersResponse\x12>\n\nWatchOrder\x12\x1c.orders.v1.WatchOrderRequest\x1a\x10.orders.v1.Order0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aorder_service/orders.proto\x12\torders.v1\"C\n\x08LineItem\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x05\x12\x18\n\x10unit_price_cents\x18\x03 \x01(\x03\"^\n\x11PlaceOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12\"\n\x05items\x18\x03 \x03(\x0b\x32\x13.orders.v1.LineItem\"6\n\x12PlaceOrderResponse\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\"#\n\x0fGetOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\"6\n\x12\x43\x61ncelOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"7\n\x11RetryOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x10\n\x08operator\x18\x02 \x01(\t\"E\n\x11\x43loseOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x10\n\x08operator\x18\x02 \x01(\t\x12\x0c\n\x04note\x18\x03 \x01(\t\"#\n\x11ListOrdersRequest\x12\x0e\n\x06status\x18\x01 \x01(\t\"6\n\x12ListOrdersResponse\x12 \n\x06orders\x18\x01 \x03(\x0b\x32\x10.orders.v1.Order\"%\n\x11WatchOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\"J\n\rTimelineEntry\x12\n\n\x02\x61t\x18\x01 \x01(\t\x12\x0c\n\x04step\x18\x02 \x01(\t\x12\x0f\n\x07outcome\x18\x03 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\"\x83\x02\n\x05Order\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x13\n\x0btotal_cents\x18\x05 \x01(\x03\x12\x18\n\x10saga_instance_id\x18\x06 \x01(\t\x12\x1b\n\x13saga_runtime_status\x18\x07 \x01(\t\x12*\n\x08timeline\x18\x08 \x03(\x0b\x32\x18.orders.v1.TimelineEntry\x12\"\n\x05items\x18\t \x03(\x0b\x32\x13.orders.v1.LineItem\x12\x17\n\x0ftracking_number\x18\n \x01(\t2\xda\x03\n\x0cOrderService\x12I\n\nPlaceOrder\x12\x1c.orders.v1.PlaceOrderRequest\x1a\x1d.orders.v1.PlaceOrderResponse\x12\x38\n\x08GetOrder\x12\x1a.orders.v1.GetOrderRequest\x1a\x10.orders.v1.Order\x12>\n\x0b\x43\x61ncelOrder\x12\x1d.orders.v1.CancelOrderRequest\x1a\x10.orders.v1.Order\x12I\n\nListOrders\x12\x1c.orders.v1.ListOrdersRequest\x1a\x1d.orders.v1.ListOrdersResponse\x12>\n\nWatchOrder\x12\x1c.orders.v1.WatchOrderRequest\x1a\x10.orders.v1.Order0\x01\x12<\n\nRetryOrder\x12\x1c.orders.v1.RetryOrderRequest\x1a\x10.orders.v1.Order\x12<\n\nCloseOrder\x12\x1c.orders.v1.CloseOrderRequest\x1a\x10.orders.v1.Orderb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,16 +41,20 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETORDERREQUEST']._serialized_end=297
   _globals['_CANCELORDERREQUEST']._serialized_start=299
   _globals['_CANCELORDERREQUEST']._serialized_end=353
-  _globals['_LISTORDERSREQUEST']._serialized_start=355
-  _globals['_LISTORDERSREQUEST']._serialized_end=390
-  _globals['_LISTORDERSRESPONSE']._serialized_start=392
-  _globals['_LISTORDERSRESPONSE']._serialized_end=446
-  _globals['_WATCHORDERREQUEST']._serialized_start=448
-  _globals['_WATCHORDERREQUEST']._serialized_end=485
-  _globals['_TIMELINEENTRY']._serialized_start=487
-  _globals['_TIMELINEENTRY']._serialized_end=561
-  _globals['_ORDER']._serialized_start=564
-  _globals['_ORDER']._serialized_end=823
-  _globals['_ORDERSERVICE']._serialized_start=826
-  _globals['_ORDERSERVICE']._serialized_end=1176
+  _globals['_RETRYORDERREQUEST']._serialized_start=355
+  _globals['_RETRYORDERREQUEST']._serialized_end=410
+  _globals['_CLOSEORDERREQUEST']._serialized_start=412
+  _globals['_CLOSEORDERREQUEST']._serialized_end=481
+  _globals['_LISTORDERSREQUEST']._serialized_start=483
+  _globals['_LISTORDERSREQUEST']._serialized_end=518
+  _globals['_LISTORDERSRESPONSE']._serialized_start=520
+  _globals['_LISTORDERSRESPONSE']._serialized_end=574
+  _globals['_WATCHORDERREQUEST']._serialized_start=576
+  _globals['_WATCHORDERREQUEST']._serialized_end=613
+  _globals['_TIMELINEENTRY']._serialized_start=615
+  _globals['_TIMELINEENTRY']._serialized_end=689
+  _globals['_ORDER']._serialized_start=692
+  _globals['_ORDER']._serialized_end=951
+  _globals['_ORDERSERVICE']._serialized_start=954
+  _globals['_ORDERSERVICE']._serialized_end=1428
 # @@protoc_insertion_point(module_scope)

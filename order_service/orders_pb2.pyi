@@ -48,6 +48,24 @@ class CancelOrderRequest(_message.Message):
     reason: str
     def __init__(self, order_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
+class RetryOrderRequest(_message.Message):
+    __slots__ = ("order_id", "operator")
+    ORDER_ID_FIELD_NUMBER: _ClassVar[int]
+    OPERATOR_FIELD_NUMBER: _ClassVar[int]
+    order_id: str
+    operator: str
+    def __init__(self, order_id: _Optional[str] = ..., operator: _Optional[str] = ...) -> None: ...
+
+class CloseOrderRequest(_message.Message):
+    __slots__ = ("order_id", "operator", "note")
+    ORDER_ID_FIELD_NUMBER: _ClassVar[int]
+    OPERATOR_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    order_id: str
+    operator: str
+    note: str
+    def __init__(self, order_id: _Optional[str] = ..., operator: _Optional[str] = ..., note: _Optional[str] = ...) -> None: ...
+
 class ListOrdersRequest(_message.Message):
     __slots__ = ("status",)
     STATUS_FIELD_NUMBER: _ClassVar[int]

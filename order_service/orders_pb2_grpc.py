@@ -59,6 +59,16 @@ class OrderServiceStub:
                 request_serializer=order__service_dot_orders__pb2.WatchOrderRequest.SerializeToString,
                 response_deserializer=order__service_dot_orders__pb2.Order.FromString,
                 _registered_method=True)
+        self.RetryOrder = channel.unary_unary(
+                '/orders.v1.OrderService/RetryOrder',
+                request_serializer=order__service_dot_orders__pb2.RetryOrderRequest.SerializeToString,
+                response_deserializer=order__service_dot_orders__pb2.Order.FromString,
+                _registered_method=True)
+        self.CloseOrder = channel.unary_unary(
+                '/orders.v1.OrderService/CloseOrder',
+                request_serializer=order__service_dot_orders__pb2.CloseOrderRequest.SerializeToString,
+                response_deserializer=order__service_dot_orders__pb2.Order.FromString,
+                _registered_method=True)
 
 
 class OrderServiceServicer:
@@ -95,6 +105,23 @@ class OrderServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RetryOrder(self, request, context):
+        """For an order that NEEDS_ATTENTION, once its cause is fixed: runs again what its saga left
+        unfinished and ends it as the saga would have (FAILED with its original reason, or
+        COMPLETED). FAILED_PRECONDITION for any other status.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CloseOrder(self, request, context):
+        """For an order that NEEDS_ATTENTION whose unfinished work a person did by hand: ends it as
+        its saga would have, with who and why on the timeline. FAILED_PRECONDITION otherwise.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OrderServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -121,6 +148,16 @@ def add_OrderServiceServicer_to_server(servicer, server):
             'WatchOrder': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchOrder,
                     request_deserializer=order__service_dot_orders__pb2.WatchOrderRequest.FromString,
+                    response_serializer=order__service_dot_orders__pb2.Order.SerializeToString,
+            ),
+            'RetryOrder': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetryOrder,
+                    request_deserializer=order__service_dot_orders__pb2.RetryOrderRequest.FromString,
+                    response_serializer=order__service_dot_orders__pb2.Order.SerializeToString,
+            ),
+            'CloseOrder': grpc.unary_unary_rpc_method_handler(
+                    servicer.CloseOrder,
+                    request_deserializer=order__service_dot_orders__pb2.CloseOrderRequest.FromString,
                     response_serializer=order__service_dot_orders__pb2.Order.SerializeToString,
             ),
     }
@@ -258,6 +295,60 @@ class OrderService:
             target,
             '/orders.v1.OrderService/WatchOrder',
             order__service_dot_orders__pb2.WatchOrderRequest.SerializeToString,
+            order__service_dot_orders__pb2.Order.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetryOrder(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orders.v1.OrderService/RetryOrder',
+            order__service_dot_orders__pb2.RetryOrderRequest.SerializeToString,
+            order__service_dot_orders__pb2.Order.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CloseOrder(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orders.v1.OrderService/CloseOrder',
+            order__service_dot_orders__pb2.CloseOrderRequest.SerializeToString,
             order__service_dot_orders__pb2.Order.FromString,
             options,
             channel_credentials,

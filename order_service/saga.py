@@ -22,7 +22,7 @@ from datetime import timedelta
 import dapr.ext.workflow as wf
 
 from order_service import decisions
-from order_service.domain import FailureReason, OrderStatus
+from order_service.domain import Ending, FailureReason, OrderStatus, PlannedCall, Unfinished
 from order_service.messages import (
     ApprovalDecision,
     Gate,
@@ -114,10 +114,15 @@ def order_saga(ctx: wf.DaprWorkflowContext, saga_input: SagaInput):
     if not shipped.ok:
         return (yield from saga.fail(FailureReason.SHIPPING_FAILED))
 
-    committed = yield from saga.run(Call("commit", "commit_stock", stock, None))
+    commit = Call("commit", "commit_stock", stock, None)
+    committed = yield from saga.run(commit)
     if not committed.ok:
-        # The goods are on their way: nothing to undo, but stock needs a human to reconcile.
-        return (yield from saga.needs_attention("stock commit failed after the shipment was created"))
+        # The goods are on their way: nothing to undo, but the commit is left to do (a retry
+        # runs it again; a person may do it by hand), and then the order is complete.
+        ending = Ending(status=OrderStatus.COMPLETED, tracking_number=shipped.detail)
+        return (yield from saga.needs_attention("stock commit failed after the shipment was created",
+                                                Unfinished(calls=[commit.planned()], ending=ending,
+                                                           resume_status=OrderStatus.SHIPPING)))
 
     return (yield from saga.complete(tracking_number=shipped.detail))
 
@@ -131,6 +136,10 @@ class Call:
     activity: str
     input: object
     undo: str | None
+
+    def planned(self) -> PlannedCall:
+        """This call as data, to be run again by a retry."""
+        return PlannedCall(step=self.step, activity=self.activity, input=self.input.model_dump(mode="json"))
 
     def to_undo(self, result: StepResult) -> "Call | None":
         """The undo this result calls for, if any (a definite no left nothing to undo)."""
@@ -153,12 +162,14 @@ class Saga:
     are noted, because they are derived from the workflow's own history.
     """
 
-    def __init__(self, ctx: wf.DaprWorkflowContext, saga_input: SagaInput):
+    def __init__(self, ctx: wf.DaprWorkflowContext, saga_input: SagaInput, key_prefix: str = ""):
         self.ctx = ctx
         self.input = saga_input
         self.order = saga_input.order
         self.to_undo: list[Call] = []
         self.unwritten: list[StepRecord] = []
+        # The actor records an entry once per key; a retry's entries carry their own prefix.
+        self.key_prefix = key_prefix
 
     # ---- the timeline and events ------------------------------------------------------------
 
@@ -169,14 +180,16 @@ class Saga:
             log.info("order=%s step=%s outcome=%s%s", self.order.order_id, step, outcome,
                      f" detail={detail}" if detail else "")
         self.unwritten.append(StepRecord(
-            order_id=self.order.order_id, step=step, outcome=outcome, detail=detail, key=f"{step}:{outcome}",
+            order_id=self.order.order_id, step=step, outcome=outcome, detail=detail,
+            key=f"{self.key_prefix}{step}:{outcome}",
             status=status, reason=reason, tracking_number=tracking_number))
 
-    def start_update(self, announce: str = "", *, status: str = "", reason: str = "", detail: str = ""):
+    def start_update(self, announce: str = "", *, status: str = "", reason: str = "", detail: str = "",
+                     unfinished: Unfinished | None = None):
         """Start the activity that writes the noted entries and publishes `announce` (if any)."""
         event = LifecycleEvent(order_id=self.order.order_id, type=announce, status=status or announce.upper(),
                                reason=reason, detail=detail, total_cents=self.order.total_cents) if announce else None
-        update = OrderUpdate(order_id=self.order.order_id, records=self.unwritten, event=event)
+        update = OrderUpdate(order_id=self.order.order_id, records=self.unwritten, event=event, unfinished=unfinished)
         self.unwritten = []
         return self.ctx.call_activity("update_order", input=update, retry_policy=BOOKKEEPING_RETRY)
 
@@ -265,25 +278,35 @@ class Saga:
     def cancel(self):
         return (yield from self._unwind(OrderStatus.CANCELLED, ""))
 
-    def needs_attention(self, detail: str):
+    def needs_attention(self, detail: str, unfinished: Unfinished):
+        """Stop here, never silently: the order records what is left to do and how it would
+        have ended, for a retry or a person (RetryOrder, CloseOrder)."""
         self.note("attention", "NEEDED", status=OrderStatus.NEEDS_ATTENTION, detail=detail)
-        yield from self.update("needs_attention", detail=detail)
+        yield from self.update("needs_attention", detail=detail, unfinished=unfinished)
         return OrderStatus.NEEDS_ATTENTION.value
+
+    def finish(self, final: OrderStatus, reason: str):
+        """End a saga that undid its steps (or a retry that finished them) in `final`."""
+        self.note("finish", final.value, status=final, reason=reason)
+        yield from self.update(final.value.lower(), status=final.value, reason=reason)
+        return final.value
 
     def _unwind(self, final: OrderStatus, reason: str):
         """Compensate in reverse; end in `final`, or NEEDS_ATTENTION if an undo keeps failing."""
         self.note("compensate", "STARTED", status=OrderStatus.COMPENSATING, reason=reason)
         yield from self.update()
-        stuck = []
+        stuck: list[Call] = []
         for undo in reversed(self.to_undo):
             result = yield from self.run(undo)
             if not result.ok:
-                stuck.append(undo.step.removeprefix("undo "))
+                stuck.append(undo)
         if stuck:
-            return (yield from self.needs_attention(f"could not undo: {', '.join(stuck)} (after {reason or 'cancel'})"))
-        self.note("finish", final.value, status=final, reason=reason)
-        yield from self.update(final.value.lower(), status=final.value, reason=reason)
-        return final.value
+            names = ", ".join(undo.step.removeprefix("undo ") for undo in stuck)
+            unfinished = Unfinished(calls=[undo.planned() for undo in stuck],
+                                    ending=Ending(status=final, reason=reason), resume_status=OrderStatus.COMPENSATING)
+            detail = f"could not undo: {names} (after {reason or 'cancel'})"
+            return (yield from self.needs_attention(detail, unfinished))
+        return (yield from self.finish(final, reason))
 
 
 def _outcome(result: StepResult) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import time
@@ -186,6 +187,20 @@ def build_parser() -> argparse.ArgumentParser:
     cancel.add_argument("order_id", metavar="ID")
     cancel.add_argument("--reason", default="")
     cancel.set_defaults(func=with_client(cli_orders.cancel))
+
+    operator = os.environ.get("USER") or "cli"
+    retry = sub.add_parser("retry", help="run again what an order that NEEDS_ATTENTION left unfinished")
+    retry.add_argument("order_id", metavar="ID")
+    retry.add_argument("--by", default=operator, help="who asks (on the timeline; default: $USER)")
+    retry.add_argument("--json", action="store_true")
+    retry.set_defaults(func=with_client(cli_orders.retry))
+
+    close = sub.add_parser("close", help="end an order that NEEDS_ATTENTION whose unfinished work was done by hand")
+    close.add_argument("order_id", metavar="ID")
+    close.add_argument("--note", required=True, help="what was done by hand (on the timeline)")
+    close.add_argument("--by", default=operator, help="who closes it (on the timeline; default: $USER)")
+    close.add_argument("--json", action="store_true")
+    close.set_defaults(func=with_client(cli_orders.close))
 
     for verb, text in (("approve", "approve an order waiting for approval"), ("reject", "reject it")):
         decide = sub.add_parser(verb, help=text)

@@ -106,6 +106,26 @@ def cancel(client: SagaClient, args) -> int:
     return 0
 
 
+def retry(client: SagaClient, args) -> int:
+    order = client.orders().RetryOrder(pb.RetryOrderRequest(order_id=args.order_id, operator=args.by), timeout=30)
+    if args.json:
+        print(json.dumps(order_json(order), indent=2))
+    else:
+        print(f"Retry of {order.order_id} started ({order.saga_instance_id}); it is {order.status}. "
+              f"Follow it with `ordersaga watch {order.order_id}`.")
+    return 0
+
+
+def close(client: SagaClient, args) -> int:
+    order = client.orders().CloseOrder(
+        pb.CloseOrderRequest(order_id=args.order_id, operator=args.by, note=args.note), timeout=30)
+    if args.json:
+        print(json.dumps(order_json(order), indent=2))
+    else:
+        print(f"Order {order.order_id} closed by hand: {order.status}{f' ({order.reason})' if order.reason else ''}.")
+    return 0
+
+
 def decide(client: SagaClient, args) -> int:
     verdict = "approve" if args.command == "approve" else "reject"
     client.approve(args.order_id, decision=verdict, approver=args.approver, reason=getattr(args, "reason", "") or "")

@@ -89,22 +89,23 @@ class SagaClient:
             time.sleep(0.25)
         raise AssertionError(f"order {order_id} not in {sorted(wanted)} after {timeout}s: {order}")
 
-    def wait_for_saga(self, order_id: str, timeout: float = 60.0) -> str:
-        """Wait until the saga workflow itself is terminal; its runtime status name."""
+    def wait_for_saga(self, order_id: str, timeout: float = 60.0, instance_id: str = "") -> str:
+        """Wait until the saga workflow itself is terminal; its runtime status name.
+        `instance_id`: another workflow of the order than its saga (a retry's)."""
         deadline = time.monotonic() + timeout
         status = None
         while time.monotonic() < deadline:
-            state = self.workflow_state(order_id)
+            state = self.workflow_state(order_id, instance_id=instance_id)
             status = state.runtime_status.name if state else None
             if status in ("COMPLETED", "FAILED", "TERMINATED"):
                 return status
             time.sleep(0.25)
         raise AssertionError(f"saga of {order_id} not terminal after {timeout}s: {status}")
 
-    def workflow_state(self, order_id: str, payloads: bool = False):
+    def workflow_state(self, order_id: str, payloads: bool = False, instance_id: str = ""):
         settings.DAPR_API_TOKEN = self.state.api_token  # the SDK's workflow client reads it here
         client = DaprWorkflowClient(host="127.0.0.1", port=str(self._ports("order-service").dapr_grpc))
-        return client.get_workflow_state(f"order-saga-{order_id}", fetch_payloads=payloads)
+        return client.get_workflow_state(instance_id or f"order-saga-{order_id}", fetch_payloads=payloads)
 
     # ---- approvals (a CloudEvent published through any sidecar) ----------------------------
 

@@ -6,8 +6,9 @@ import pytest
 
 from order_service.activities import CANCELLED_FIRST, EventNotPublished
 from order_service.decisions import batch_result
-from order_service.domain import OrderRequest
-from order_service.messages import Gate, SagaInput, StepResult
+from order_service.domain import Ending, OrderRequest, PlannedCall, Unfinished
+from order_service.messages import Gate, RetryInput, SagaInput, StepResult
+from order_service.retry_saga import retry_saga
 from order_service.saga import order_saga
 from tests.helpers.fake_workflow import HANG, FakeContext, run_saga
 
@@ -229,3 +230,81 @@ def test_a_stock_batch_that_failed_as_a_whole_is_undone_line_by_line():
     assert run_saga(order_saga, saga_input("a", "b"), ctx) == "FAILED"
     assert undo_calls(ctx) == ["void_payment", "release_stock a b"]
     assert [r.reason for r in ctx.records() if r.status == "FAILED"] == ["INVENTORY_UNAVAILABLE"]
+
+
+# ---- NEEDS_ATTENTION records what is left; a retry finishes it ------------------------------------
+
+def needs_attention_update(ctx: FakeContext):
+    (update,) = [u for u in ctx.updates() if u.unfinished]
+    return update
+
+
+def test_needs_attention_records_the_undos_left_and_the_ending_the_saga_would_have_had():
+    def fails(_):
+        raise RuntimeError("still down")
+
+    ctx = FakeContext(world(create_shipment=fails, cancel_shipment=fails))
+    assert run_saga(order_saga, saga_input("a"), ctx) == "NEEDS_ATTENTION"
+    unfinished = needs_attention_update(ctx).unfinished
+    assert [(c.step, c.activity) for c in unfinished.calls] == [("undo ship", "cancel_shipment")]
+    assert unfinished.calls[0].input["order_id"] == "o-1" and unfinished.calls[0].input["enter"] is None
+    assert unfinished.ending == Ending(status="FAILED", reason="SHIPPING_FAILED")
+    assert unfinished.resume_status == "COMPENSATING"
+
+
+def test_a_commit_that_keeps_failing_leaves_the_commit_and_a_completed_ending():
+    def fails(line):
+        raise RuntimeError("inventory down")
+
+    ctx = FakeContext(world(commit_stock=fails))
+    assert run_saga(order_saga, saga_input("a", "b"), ctx) == "NEEDS_ATTENTION"
+    unfinished = needs_attention_update(ctx).unfinished
+    assert [(c.step, c.activity) for c in unfinished.calls] == [("commit", "commit_stock")]
+    assert [line["sku"] for line in unfinished.calls[0].input["lines"]] == ["a", "b"]
+    assert unfinished.ending == Ending(status="COMPLETED", tracking_number="TRK-1")
+    assert unfinished.resume_status == "SHIPPING"
+
+
+def retry_input(*calls: tuple[str, str], ending: Ending, resume="COMPENSATING", attempt=2) -> RetryInput:
+    unfinished = Unfinished(calls=[PlannedCall(step=s, activity=a, input={"order_id": "o-1"}) for s, a in calls],
+                            ending=ending, resume_status=resume)
+    return RetryInput(order=saga_input("a").order, unfinished=unfinished, attempt=attempt, retried_by="ann")
+
+
+def test_a_retry_runs_what_was_left_in_order_and_ends_as_the_saga_would_have():
+    ctx = FakeContext({"update_order": lambda u: Gate(), "cancel_shipment": lambda s: OK,
+                       "release_stock": lambda b: OK})
+    plan = retry_input(("undo ship", "cancel_shipment"), ("undo reserve", "release_stock"),
+                       ending=Ending(status="FAILED", reason="SHIPPING_FAILED"))
+    assert run_saga(retry_saga, plan, ctx) == "FAILED"
+    assert ctx.activity_names() == ["cancel_shipment", "release_stock"]
+    assert ctx.timeline() == [("retry", "STARTED"), ("undo ship", "DONE"), ("undo reserve", "DONE"),
+                              ("finish", "FAILED")]
+    first, last = ctx.records()[0], ctx.records()[-1]
+    assert (first.status, first.detail) == ("COMPENSATING", "attempt 2, by ann")
+    assert (last.status, last.reason) == ("FAILED", "SHIPPING_FAILED")
+    assert all(r.key.startswith("retry 2: ") for r in ctx.records()), "a retry's entries must not collide"
+    assert ctx.published() == ["failed"]
+
+
+def test_a_retried_commit_completes_the_order_with_its_tracking_number():
+    ctx = FakeContext({"update_order": lambda u: Gate(), "commit_stock": lambda b: OK})
+    plan = retry_input(("commit", "commit_stock"), ending=Ending(status="COMPLETED", tracking_number="TRK-9"),
+                       resume="SHIPPING")
+    assert run_saga(retry_saga, plan, ctx) == "COMPLETED"
+    assert ctx.records()[-1].tracking_number == "TRK-9"
+    assert ctx.published() == ["completed"]
+
+
+def test_a_retry_that_still_fails_needs_attention_again_with_only_what_is_still_left():
+    def fails(_):
+        raise RuntimeError("still down")
+
+    ctx = FakeContext({"update_order": lambda u: Gate(), "cancel_shipment": fails, "release_stock": lambda b: OK})
+    plan = retry_input(("undo ship", "cancel_shipment"), ("undo reserve", "release_stock"),
+                       ending=Ending(status="FAILED", reason="SHIPPING_FAILED"))
+    assert run_saga(retry_saga, plan, ctx) == "NEEDS_ATTENTION"
+    left = needs_attention_update(ctx).unfinished
+    assert [c.step for c in left.calls] == ["undo ship"]
+    assert left.ending == plan.unfinished.ending
+    assert ctx.published() == ["needs_attention"]
