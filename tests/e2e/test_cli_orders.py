@@ -89,3 +89,17 @@ def test_a_cli_without_a_running_stack_says_how_to_start_one(tmp_path):
     result = subprocess.run([sys.executable, "-m", "ordersaga.cli", "show", "x"], env=env, capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 1 and "ordersaga up" in result.stderr
+
+
+def test_retry_and_close_of_an_order_not_needing_attention_are_refused_on_stderr(cli, ids):
+    order_id, sku, customer = ids("o"), ids("sku"), ids("c")
+    cli("stock", "set", sku, "5")
+    cli("place", "--order-id", order_id, "--customer", customer, "--item", f"{sku}:1:1.00")
+    assert cli("watch", order_id).returncode == 0
+    for args in (("retry", order_id), ("close", order_id, "--note", "done by hand", "--by", "dora")):
+        refused = cli(*args)
+        assert refused.returncode == 1 and refused.stdout == ""
+        assert refused.stderr.startswith("ordersaga: error: FAILED_PRECONDITION: ")
+        assert "only an order that NEEDS_ATTENTION" in refused.stderr
+    missing_note = cli("close", order_id)
+    assert missing_note.returncode == 2 and "--note" in missing_note.stderr
