@@ -7,7 +7,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test unit e2e chaos production soak bench runtime venv up down status protos clean
+.PHONY: demo test unit e2e chaos production replay-record soak bench runtime venv up down status protos clean
 
 demo: runtime
 	$(PY) -m ordersaga.demo
@@ -30,6 +30,10 @@ chaos: runtime
 production: runtime
 	$(VENV)/bin/ordersaga runtime --profile production
 	$(PY) -m pytest tests/production
+
+# Record the workflow histories the replay check (tests/replay) replays, from a stack of its own.
+replay-record: runtime
+	$(PY) -m tests.replay.record
 
 soak: runtime
 	$(PY) -m pytest tests/chaos --chaos-soak

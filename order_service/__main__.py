@@ -7,6 +7,7 @@ worker running the saga.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 
@@ -15,8 +16,7 @@ from dapr.ext.workflow import DaprWorkflowClient, WorkflowRuntime
 from dapr.ext.workflow.logger import LoggerOptions
 
 from apphost import server as apphost
-from order_service import actor, orders_pb2, orders_pb2_grpc, retry_saga, saga
-from order_service.activities import ACTIVITIES
+from order_service import actor, orders_pb2, orders_pb2_grpc
 from order_service.actor_client import ActorClient
 from order_service.actor_host import new_actor_host
 from order_service.api import OrderApi
@@ -30,6 +30,7 @@ from order_service.topics import (
     REQUESTS_DEAD_LETTER_TOPIC,
     REQUESTS_TOPIC,
 )
+from order_service.workflows import register as register_workflows
 
 APP_ID = "order-service"
 
@@ -42,6 +43,17 @@ def publish_dead_letter(letter: DeadLetter) -> None:
                              data_content_type="application/json",
                              publish_metadata={"cloudevent.id": f"{letter.event_id}.refused",
                                                "cloudevent.type": "ordersaga.order-request.refused"})
+
+
+def extra_saga_versions() -> list:
+    """One more saga version, named in ORDERSAGA_EXTRA_SAGA_VERSION as `module:function:version`,
+    registered after (and so newer than) the built-in ones. The upgrade test plays a release
+    with it; a team can canary a version the same way before it joins workflows.SAGA_VERSIONS."""
+    spec = os.environ.get("ORDERSAGA_EXTRA_SAGA_VERSION", "").strip()
+    if not spec:
+        return []
+    module, function, version = spec.split(":")
+    return [(version, getattr(importlib.import_module(module), function))]
 
 
 def main() -> None:
@@ -59,10 +71,7 @@ def main() -> None:
 
     # Activities log each failure with its attempt number; the SDK's own copy of it is noise.
     workflows = WorkflowRuntime(logger_options=LoggerOptions(log_level=logging.ERROR))
-    workflows.register_workflow(saga.order_saga, name=saga.SAGA_NAME)
-    workflows.register_workflow(retry_saga.retry_saga, name=retry_saga.RETRY_SAGA_NAME)
-    for name, activity in ACTIVITIES.items():
-        workflows.register_activity(activity, name=name)
+    register_workflows(workflows, extra_saga_versions=extra_saga_versions())
 
     async def startup():
         actor_host = new_actor_host()
