@@ -94,6 +94,9 @@ class OrderActorInterface(ActorInterface):
     @actormethod(name="close")
     async def close(self, data: dict) -> dict: ...
 
+    @actormethod(name="note_stalled")
+    async def note_stalled(self, data: dict) -> dict: ...
+
 
 class OrderActor(Actor, OrderActorInterface, Remindable):
     async def place(self, data: dict) -> dict:
@@ -261,6 +264,22 @@ class OrderActor(Actor, OrderActorInterface, Remindable):
                                             total_cents=order.request.total_cents))
         await self._note_in_index(order)
         log.info("order=%s step=close outcome=%s by=%s note=%s", order.order_id, ending.status, by, note)
+        return order.model_dump(mode="json")
+
+    async def note_stalled(self, data: dict) -> dict:
+        """The order's workflow is STALLED (its code version is not deployed): say so once on the
+        timeline, with the version, instead of waiting silently."""
+        order = await self._require()
+        instance = order.saga_instance_id
+        key = f"stalled:{instance}"
+        if not any(entry.key == key for entry in order.timeline):
+            version = str((data or {}).get("version") or "unknown")[:100]
+            order.timeline.append(TimelineEntry(
+                at=now_iso(), step="saga", outcome="STALLED", key=key,
+                detail=f"{instance} runs version {version} of its workflow, which this release does not deploy: "
+                       "deploy it again (README, Changing the saga)"))
+            await self._save(order)
+            log.warning("order=%s step=saga outcome=STALLED instance=%s version=%s", order.order_id, instance, version)
         return order.model_dump(mode="json")
 
     async def receive_reminder(self, name: str, state: bytes, due_time: timedelta, period: timedelta,

@@ -8,12 +8,15 @@ request is refused with INVALID_ARGUMENT naming the field before any actor is to
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 from dapr.ext.workflow import DaprWorkflowClient
+from dapr.ext.workflow._durabletask.internal import orchestrator_service_pb2 as service_pb
+from dapr.ext.workflow._durabletask.internal import orchestrator_service_pb2_grpc as service_grpc
 from pydantic import ValidationError
 
 from order_service import index
@@ -118,6 +121,9 @@ class OrderApi(pb_grpc.OrderServiceServicer):
         return self._to_proto(state) if state else None
 
     def _to_proto(self, state: dict) -> pb.Order:
+        runtime_status = self._saga_status(state.get("saga_instance_id", ""))
+        if runtime_status == "STALLED":
+            state = self._note_stalled(state)
         request = state["request"]
         items = [pb.LineItem(**item) for item in request["items"]]
         return pb.Order(
@@ -127,12 +133,23 @@ class OrderApi(pb_grpc.OrderServiceServicer):
             reason=state.get("reason", ""),
             total_cents=sum(i.quantity * i.unit_price_cents for i in items),
             saga_instance_id=state.get("saga_instance_id", ""),
-            saga_runtime_status=self._saga_status(state.get("saga_instance_id", "")),
+            saga_runtime_status=runtime_status,
             timeline=[pb.TimelineEntry(at=e["at"], step=e["step"], outcome=e["outcome"], detail=e.get("detail", ""))
                       for e in state.get("timeline", [])],
             items=items,
             tracking_number=state.get("tracking_number", ""),
         )
+
+    def _note_stalled(self, state: dict) -> dict:
+        """A stalled saga gets a timeline entry saying which version it waits for (once; best
+        effort: the status itself already says STALLED)."""
+        order_id = state["request"]["order_id"]
+        try:
+            version = workflow_version(state["saga_instance_id"])
+            return self._actors.call(order_id, "note_stalled", {"version": version}) or state
+        except (ActorCallError, grpc.RpcError) as error:
+            log.warning("order=%s step=saga outcome=STALLED detail=not noted: %s", order_id, error)
+            return state
 
     def _saga_status(self, instance_id: str) -> str:
         if not instance_id or self._workflows is None:
@@ -142,6 +159,19 @@ class OrderApi(pb_grpc.OrderServiceServicer):
         except grpc.RpcError:
             return "UNKNOWN"
         return saga.runtime_status.name if saga else "NOT_STARTED"
+
+
+def workflow_version(instance_id: str) -> str:
+    """The version an instance started with, from its history (our own sidecar's workflow API)."""
+    host = os.environ.get("DAPR_RUNTIME_HOST", "127.0.0.1")
+    channel = grpc.insecure_channel(f"{host}:{os.environ['DAPR_GRPC_PORT']}")
+    token = os.environ.get("DAPR_API_TOKEN")
+    with channel:
+        reply = service_grpc.TaskHubSidecarServiceStub(channel).GetInstanceHistory(
+            service_pb.GetInstanceHistoryRequest(instanceId=instance_id),
+            metadata=(("dapr-api-token", token),) if token else None, timeout=10)
+    return next((e.workflowStarted.version.name for e in reply.events
+                 if e.HasField("workflowStarted") and e.workflowStarted.version.name), "unknown")
 
 
 def _valid_id(context, order_id: str) -> str:

@@ -95,7 +95,8 @@ def list_orders(client: SagaClient, args) -> int:
     if not reply.orders:
         print("No orders." if not args.status else f"No {args.status.upper()} orders.")
     for order in reply.orders:
-        print(f"{order.order_id:<40} {order.status:<18} {order.reason:<22} {units(order.total_cents):>12.2f}")
+        stalled = "  saga STALLED: its version is not deployed" if order.saga_runtime_status == "STALLED" else ""
+        print(f"{order.order_id:<40} {order.status:<18} {order.reason:<22} {units(order.total_cents):>12.2f}{stalled}")
     return 0
 
 
