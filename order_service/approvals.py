@@ -9,15 +9,13 @@ unknown order, order not waiting for approval), with a log line saying why.
 
 from __future__ import annotations
 
-import json
 import logging
 
 from cloudevents.sdk.event import v1
 from dapr.clients.grpc._response import TopicEventResponse
-from pydantic import ValidationError
 
+from order_service import event_data
 from order_service.actor_client import ActorCallError, ActorClient
-from order_service.domain import describe
 from order_service.messages import ApprovalDecision
 
 log = logging.getLogger("order_service.approvals")
@@ -51,12 +49,4 @@ class ApprovalHandler:
 
 def parse_decision(data: object) -> ApprovalDecision:
     """The decision in an event's data; ValueError (with the reason) when it is not one."""
-    if isinstance(data, (bytes, bytearray, str)):
-        try:
-            data = json.loads(data)
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise ValueError(f"data is not JSON: {error}") from None
-    try:
-        return ApprovalDecision.model_validate(data)
-    except ValidationError as error:
-        raise ValueError(describe(error, subject="data")) from None
+    return event_data.parse(data, ApprovalDecision)

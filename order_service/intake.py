@@ -17,10 +17,11 @@ from typing import Callable
 
 from cloudevents.sdk.event import v1
 from dapr.clients.grpc._response import TopicEventResponse
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
+from order_service import event_data
 from order_service.actor_client import ActorCallError, ActorClient
-from order_service.domain import OrderRequest, describe
+from order_service.domain import OrderRequest
 
 log = logging.getLogger("order_service.intake")
 _NEVER = {"INVALID_ARGUMENT", "ALREADY_EXISTS"}  # refusals a redelivery cannot change
@@ -75,18 +76,9 @@ class IntakeHandler:
 
 
 def parse_request(data: object) -> OrderRequest:
-    """The order in an event's data; ValueError (with the reason) when it is not one."""
-    if isinstance(data, (bytes, bytearray, str)):
-        try:
-            data = json.loads(data)
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise ValueError(f"data is not JSON: {error}") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"data must be a JSON object, not {type(data).__name__}")
-    try:
-        return OrderRequest.model_validate(data)
-    except ValidationError as error:
-        raise ValueError(f"INVALID_ARGUMENT: {describe(error)}") from None
+    """The order in an event's data; ValueError (with the reason, worded as PlaceOrder's
+    INVALID_ARGUMENT) when it is not one."""
+    return event_data.parse(data, OrderRequest, prefix="INVALID_ARGUMENT: ")
 
 
 def _as_text(data: object) -> str:
