@@ -15,8 +15,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 from dapr.ext.workflow import DaprWorkflowClient
-from dapr.ext.workflow._durabletask.internal import orchestrator_service_pb2 as service_pb
-from dapr.ext.workflow._durabletask.internal import orchestrator_service_pb2_grpc as service_grpc
 from pydantic import ValidationError
 
 from order_service import index
@@ -24,6 +22,7 @@ from order_service import orders_pb2 as pb
 from order_service import orders_pb2_grpc as pb_grpc
 from order_service.actor_client import ActorCallError, ActorClient
 from order_service.domain import ID_PATTERN, OrderRequest, OrderStatus, describe
+from order_service.workflow_history import instance_history, started_version
 
 log = logging.getLogger("order_service.api")
 WATCH_POLL_S = 0.25
@@ -163,15 +162,9 @@ class OrderApi(pb_grpc.OrderServiceServicer):
 
 def workflow_version(instance_id: str) -> str:
     """The version an instance started with, from its history (our own sidecar's workflow API)."""
-    host = os.environ.get("DAPR_RUNTIME_HOST", "127.0.0.1")
-    channel = grpc.insecure_channel(f"{host}:{os.environ['DAPR_GRPC_PORT']}")
-    token = os.environ.get("DAPR_API_TOKEN")
-    with channel:
-        reply = service_grpc.TaskHubSidecarServiceStub(channel).GetInstanceHistory(
-            service_pb.GetInstanceHistoryRequest(instanceId=instance_id),
-            metadata=(("dapr-api-token", token),) if token else None, timeout=10)
-    return next((e.workflowStarted.version.name for e in reply.events
-                 if e.HasField("workflowStarted") and e.workflowStarted.version.name), "unknown")
+    target = f"{os.environ.get('DAPR_RUNTIME_HOST', '127.0.0.1')}:{os.environ['DAPR_GRPC_PORT']}"
+    events = instance_history(target, os.environ.get("DAPR_API_TOKEN"), instance_id, timeout_s=10)
+    return started_version(events) or "unknown"
 
 
 def _valid_id(context, order_id: str) -> str:

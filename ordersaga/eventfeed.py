@@ -60,9 +60,7 @@ class NatsFeed:
         nc = await nats.connect(self.url)
 
         async def deliver(msg):
-            result = on_event(msg.data)
-            if asyncio.iscoroutine(result):
-                await result
+            await _call(on_event, msg.data)
             await msg.ack()
 
         sub = await nc.jetstream().subscribe(topic, cb=deliver, deliver_policy=DeliverPolicy.NEW)

@@ -217,14 +217,17 @@ def server_argv(dist: KafkaDist, config: Path) -> list[str]:
             "kafka.Kafka", str(config)]
 
 
+# librdkafka logs every refused connection while the broker starts: keep that out of the way.
+_CLIENT_LOG = logging.getLogger("ordersaga.kafka.client")
+_CLIENT_LOG.addHandler(logging.NullHandler())
+_CLIENT_LOG.propagate = False
+
+
 def _admin(bootstrap: str):
     from confluent_kafka.admin import AdminClient
 
-    # librdkafka logs every refused connection while the broker starts: keep that out of the way.
-    quiet = logging.getLogger("ordersaga.kafka.client")
-    quiet.addHandler(logging.NullHandler())
-    quiet.propagate = False
-    return AdminClient({"bootstrap.servers": bootstrap, "logger": quiet, "socket.connection.setup.timeout.ms": 2000})
+    return AdminClient({"bootstrap.servers": bootstrap, "logger": _CLIENT_LOG,
+                        "socket.connection.setup.timeout.ms": 2000})
 
 
 def is_ready(bootstrap: str) -> bool:

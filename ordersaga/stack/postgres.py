@@ -15,6 +15,7 @@ creates it), which must be able to reach the run directory.
 from __future__ import annotations
 
 import os
+import pwd
 import re
 import shutil
 import subprocess
@@ -101,8 +102,6 @@ def _major_version(bin_dir: Path) -> int:
 
 
 def _user_exists(name: str) -> bool:
-    import pwd
-
     try:
         pwd.getpwnam(name)
     except KeyError:

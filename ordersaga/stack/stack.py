@@ -21,6 +21,7 @@ from ordersaga.stack import processes
 from ordersaga.stack.layout import (
     APPS,
     HOST,
+    Ports,
     StackState,
     default_profile,
     free_port,
@@ -182,8 +183,6 @@ class Stack:
     def _load_or_new(self, profile: str | None, replicas: int | None) -> StackState:
         state = StackState.load(self.run_dir)
         if state is None:
-            from ordersaga.stack.layout import Ports
-
             wanted = profile or default_profile()
             profile_named(wanted)  # an unknown name fails before anything is written
             self.run_dir.mkdir(parents=True, exist_ok=True)

@@ -18,12 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import grpc
-from dapr.ext.workflow._durabletask.internal import orchestrator_service_pb2 as service_pb
-from dapr.ext.workflow._durabletask.internal import orchestrator_service_pb2_grpc as service_grpc
 from google.protobuf.json_format import MessageToDict
 
 from order_service import orders_pb2 as pb
+from order_service.workflow_history import instance_history, started_version
 from ordersaga.client import TERMINAL, SagaClient
 from ordersaga.stack.stack import Stack
 
@@ -126,19 +124,15 @@ PATHS = [
 
 def history(client: SagaClient, instance_id: str) -> list[dict]:
     port = client.state.app_ports("order-service")[0].dapr_grpc
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-        reply = service_grpc.TaskHubSidecarServiceStub(channel).GetInstanceHistory(
-            service_pb.GetInstanceHistoryRequest(instanceId=instance_id),
-            metadata=(("dapr-api-token", client.state.api_token),), timeout=30)
-    return [MessageToDict(event) for event in reply.events]
+    events = instance_history(f"127.0.0.1:{port}", client.state.api_token, instance_id)
+    if not started_version(events):
+        raise RuntimeError(f"{instance_id} records no workflow version: is the workflow registered as versioned?")
+    return [MessageToDict(event) for event in events]
 
 
 def version_of(events: list[dict]) -> str:
-    for event in events:
-        name = event.get("workflowStarted", {}).get("version", {}).get("name")
-        if name:
-            return name
-    raise RuntimeError("the history records no workflow version: is the workflow registered as versioned?")
+    return next(e["workflowStarted"]["version"]["name"] for e in events
+                if e.get("workflowStarted", {}).get("version", {}).get("name"))
 
 
 def write(path_name: str, instance_id: str, events: list[dict]) -> Path:
