@@ -80,6 +80,16 @@ class OptimisticStore:
             return None, None
         return model.model_validate_json(item.data), (item.etag or None)
 
+    def read_many(self, keys: list[str], model: type[M]) -> dict[str, tuple[M | None, str | None]]:
+        """Several rows in one call to the sidecar, each with its ETag (as `read`)."""
+        reply = self._dapr.get_bulk_state(self.store_name, keys, parallelism=len(keys))
+        rows = {}
+        for item in reply.items:
+            if item.error:
+                raise RuntimeError(f"reading {item.key} from {self.store_name}: {item.error}")
+            rows[item.key] = (model.model_validate_json(item.data), item.etag or None) if item.data else (None, None)
+        return rows
+
     def transact(self, *writes: Write) -> None:
         """All writes or none. The SDK's transaction call cannot carry concurrency options
         (needed for insert-if-absent), so this goes to the Dapr gRPC API directly."""

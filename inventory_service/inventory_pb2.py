@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!inventory_service/inventory.proto\x12\x0cinventory.v1\"H\n\x0eReserveRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x0b\n\x03sku\x18\x02 \x01(\t\x12\x10\n\x08quantity\x18\x03 \x01(\x05\"Y\n\x0cReserveReply\x12\x10\n\x08reserved\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\'\n\x05stock\x18\x03 \x01(\x0b\x32\x18.inventory.v1.StockLevel\")\n\x0eReservationRef\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\"/\n\x0fSetStockRequest\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x0f\n\x07on_hand\x18\x02 \x01(\x05\"\x1e\n\x0fGetStockRequest\x12\x0b\n\x03sku\x18\x01 \x01(\t\"O\n\nStockLevel\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x0f\n\x07on_hand\x18\x02 \x01(\x05\x12\x10\n\x08reserved\x18\x03 \x01(\x05\x12\x11\n\tavailable\x18\x04 \x01(\x05\x32\xe6\x02\n\x10InventoryService\x12\x43\n\x07Reserve\x12\x1c.inventory.v1.ReserveRequest\x1a\x1a.inventory.v1.ReserveReply\x12\x41\n\x07Release\x12\x1c.inventory.v1.ReservationRef\x1a\x18.inventory.v1.StockLevel\x12@\n\x06\x43ommit\x12\x1c.inventory.v1.ReservationRef\x1a\x18.inventory.v1.StockLevel\x12\x43\n\x08SetStock\x12\x1d.inventory.v1.SetStockRequest\x1a\x18.inventory.v1.StockLevel\x12\x43\n\x08GetStock\x12\x1d.inventory.v1.GetStockRequest\x1a\x18.inventory.v1.StockLevelb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!inventory_service/inventory.proto\x12\x0cinventory.v1\"H\n\x0eReserveRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x0b\n\x03sku\x18\x02 \x01(\t\x12\x10\n\x08quantity\x18\x03 \x01(\x05\"Y\n\x0cReserveReply\x12\x10\n\x08reserved\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\'\n\x05stock\x18\x03 \x01(\x0b\x32\x18.inventory.v1.StockLevel\"%\n\x04Line\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x05\"Q\n\x13ReserveLinesRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12!\n\x05lines\x18\x02 \x03(\x0b\x32\x12.inventory.v1.Line\"8\n\x0bLineOutcome\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x0c\n\x04\x64one\x18\x02 \x01(\x08\x12\x0e\n\x06reason\x18\x03 \x01(\t\"T\n\nLinesReply\x12\x0c\n\x04\x64one\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12(\n\x05lines\x18\x03 \x03(\x0b\x32\x19.inventory.v1.LineOutcome\")\n\x0eReservationRef\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\"/\n\x0fSetStockRequest\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x0f\n\x07on_hand\x18\x02 \x01(\x05\"\x1e\n\x0fGetStockRequest\x12\x0b\n\x03sku\x18\x01 \x01(\t\"O\n\nStockLevel\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x0f\n\x07on_hand\x18\x02 \x01(\x05\x12\x10\n\x08reserved\x18\x03 \x01(\x05\x12\x11\n\tavailable\x18\x04 \x01(\x05\x32\xc2\x04\n\x10InventoryService\x12\x43\n\x07Reserve\x12\x1c.inventory.v1.ReserveRequest\x1a\x1a.inventory.v1.ReserveReply\x12\x41\n\x07Release\x12\x1c.inventory.v1.ReservationRef\x1a\x18.inventory.v1.StockLevel\x12@\n\x06\x43ommit\x12\x1c.inventory.v1.ReservationRef\x1a\x18.inventory.v1.StockLevel\x12K\n\x0cReserveLines\x12!.inventory.v1.ReserveLinesRequest\x1a\x18.inventory.v1.LinesReply\x12\x46\n\x0cReleaseLines\x12\x1c.inventory.v1.ReservationRef\x1a\x18.inventory.v1.LinesReply\x12\x45\n\x0b\x43ommitLines\x12\x1c.inventory.v1.ReservationRef\x1a\x18.inventory.v1.LinesReply\x12\x43\n\x08SetStock\x12\x1d.inventory.v1.SetStockRequest\x1a\x18.inventory.v1.StockLevel\x12\x43\n\x08GetStock\x12\x1d.inventory.v1.GetStockRequest\x1a\x18.inventory.v1.StockLevelb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,14 +35,22 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RESERVEREQUEST']._serialized_end=123
   _globals['_RESERVEREPLY']._serialized_start=125
   _globals['_RESERVEREPLY']._serialized_end=214
-  _globals['_RESERVATIONREF']._serialized_start=216
-  _globals['_RESERVATIONREF']._serialized_end=257
-  _globals['_SETSTOCKREQUEST']._serialized_start=259
-  _globals['_SETSTOCKREQUEST']._serialized_end=306
-  _globals['_GETSTOCKREQUEST']._serialized_start=308
-  _globals['_GETSTOCKREQUEST']._serialized_end=338
-  _globals['_STOCKLEVEL']._serialized_start=340
-  _globals['_STOCKLEVEL']._serialized_end=419
-  _globals['_INVENTORYSERVICE']._serialized_start=422
-  _globals['_INVENTORYSERVICE']._serialized_end=780
+  _globals['_LINE']._serialized_start=216
+  _globals['_LINE']._serialized_end=253
+  _globals['_RESERVELINESREQUEST']._serialized_start=255
+  _globals['_RESERVELINESREQUEST']._serialized_end=336
+  _globals['_LINEOUTCOME']._serialized_start=338
+  _globals['_LINEOUTCOME']._serialized_end=394
+  _globals['_LINESREPLY']._serialized_start=396
+  _globals['_LINESREPLY']._serialized_end=480
+  _globals['_RESERVATIONREF']._serialized_start=482
+  _globals['_RESERVATIONREF']._serialized_end=523
+  _globals['_SETSTOCKREQUEST']._serialized_start=525
+  _globals['_SETSTOCKREQUEST']._serialized_end=572
+  _globals['_GETSTOCKREQUEST']._serialized_start=574
+  _globals['_GETSTOCKREQUEST']._serialized_end=604
+  _globals['_STOCKLEVEL']._serialized_start=606
+  _globals['_STOCKLEVEL']._serialized_end=685
+  _globals['_INVENTORYSERVICE']._serialized_start=688
+  _globals['_INVENTORYSERVICE']._serialized_end=1266
 # @@protoc_insertion_point(module_scope)

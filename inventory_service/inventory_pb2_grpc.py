@@ -49,6 +49,21 @@ class InventoryServiceStub:
                 request_serializer=inventory__service_dot_inventory__pb2.ReservationRef.SerializeToString,
                 response_deserializer=inventory__service_dot_inventory__pb2.StockLevel.FromString,
                 _registered_method=True)
+        self.ReserveLines = channel.unary_unary(
+                '/inventory.v1.InventoryService/ReserveLines',
+                request_serializer=inventory__service_dot_inventory__pb2.ReserveLinesRequest.SerializeToString,
+                response_deserializer=inventory__service_dot_inventory__pb2.LinesReply.FromString,
+                _registered_method=True)
+        self.ReleaseLines = channel.unary_unary(
+                '/inventory.v1.InventoryService/ReleaseLines',
+                request_serializer=inventory__service_dot_inventory__pb2.ReservationRef.SerializeToString,
+                response_deserializer=inventory__service_dot_inventory__pb2.LinesReply.FromString,
+                _registered_method=True)
+        self.CommitLines = channel.unary_unary(
+                '/inventory.v1.InventoryService/CommitLines',
+                request_serializer=inventory__service_dot_inventory__pb2.ReservationRef.SerializeToString,
+                response_deserializer=inventory__service_dot_inventory__pb2.LinesReply.FromString,
+                _registered_method=True)
         self.SetStock = channel.unary_unary(
                 '/inventory.v1.InventoryService/SetStock',
                 request_serializer=inventory__service_dot_inventory__pb2.SetStockRequest.SerializeToString,
@@ -85,6 +100,30 @@ class InventoryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReserveLines(self, request, context):
+        """All lines of an order in one call and one state transaction: every line is reserved, or
+        none is (a shortage on any line is a result naming the short lines). Keyed by the order's
+        idempotency key; ReleaseLines and CommitLines act on every line reserved under it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReleaseLines(self, request, context):
+        """Compensation for ReserveLines. An unknown key leaves a tombstone, so a late ReserveLines
+        with it reserves nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CommitLines(self, request, context):
+        """The sale of every line reserved under the key.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def SetStock(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -114,6 +153,21 @@ def add_InventoryServiceServicer_to_server(servicer, server):
                     servicer.Commit,
                     request_deserializer=inventory__service_dot_inventory__pb2.ReservationRef.FromString,
                     response_serializer=inventory__service_dot_inventory__pb2.StockLevel.SerializeToString,
+            ),
+            'ReserveLines': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReserveLines,
+                    request_deserializer=inventory__service_dot_inventory__pb2.ReserveLinesRequest.FromString,
+                    response_serializer=inventory__service_dot_inventory__pb2.LinesReply.SerializeToString,
+            ),
+            'ReleaseLines': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReleaseLines,
+                    request_deserializer=inventory__service_dot_inventory__pb2.ReservationRef.FromString,
+                    response_serializer=inventory__service_dot_inventory__pb2.LinesReply.SerializeToString,
+            ),
+            'CommitLines': grpc.unary_unary_rpc_method_handler(
+                    servicer.CommitLines,
+                    request_deserializer=inventory__service_dot_inventory__pb2.ReservationRef.FromString,
+                    response_serializer=inventory__service_dot_inventory__pb2.LinesReply.SerializeToString,
             ),
             'SetStock': grpc.unary_unary_rpc_method_handler(
                     servicer.SetStock,
@@ -207,6 +261,87 @@ class InventoryService:
             '/inventory.v1.InventoryService/Commit',
             inventory__service_dot_inventory__pb2.ReservationRef.SerializeToString,
             inventory__service_dot_inventory__pb2.StockLevel.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReserveLines(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/inventory.v1.InventoryService/ReserveLines',
+            inventory__service_dot_inventory__pb2.ReserveLinesRequest.SerializeToString,
+            inventory__service_dot_inventory__pb2.LinesReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReleaseLines(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/inventory.v1.InventoryService/ReleaseLines',
+            inventory__service_dot_inventory__pb2.ReservationRef.SerializeToString,
+            inventory__service_dot_inventory__pb2.LinesReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CommitLines(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/inventory.v1.InventoryService/CommitLines',
+            inventory__service_dot_inventory__pb2.ReservationRef.SerializeToString,
+            inventory__service_dot_inventory__pb2.LinesReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -37,3 +37,17 @@ class Reservation(BaseModel):
     sku: str
     quantity: int
     state: str  # "reserved", "rejected", "released" or "committed"
+
+
+class Line(BaseModel):
+    sku: str
+    quantity: int
+
+
+class LinesReservation(BaseModel):
+    """What one ReserveLines key did to all of an order's lines, stored so a repeat (and the
+    release or commit of the same key) finds it."""
+
+    lines: list[Line]
+    state: str  # "reserved", "rejected", "released" or "committed"
+    short: list[str] = []  # the SKUs that were short, when rejected

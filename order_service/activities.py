@@ -27,6 +27,7 @@ from order_service.actor import ACTOR_TYPE
 from order_service.dapr_clients import dapr_stub, sidecar_channel
 from order_service.decisions import batch_result
 from order_service.messages import (
+    FinishCall,
     Gate,
     OrderUpdate,
     PaymentCall,
@@ -34,6 +35,7 @@ from order_service.messages import (
     StepResult,
     StockBatch,
     StockLine,
+    StockLines,
 )
 from order_service.saga import CANCELLED
 from payment_service import payment_pb2, payment_pb2_grpc
@@ -108,6 +110,46 @@ async def _each_line(batch: StockBatch, verb: str, key_suffix: str, call) -> Ste
         _guarded(line.order_id, f"{verb} {line.sku}", line.idempotency_key + key_suffix, call(line))
         for line in batch.lines))
     return batch_result([part.model_copy(update={"name": line.sku}) for line, part in zip(batch.lines, parts)])
+
+
+# Saga v2: all lines in one call and one transaction at inventory.
+
+def _lines_result(batch: StockLines, reply: inventory_pb2.LinesReply) -> StepResult:
+    """One part per line of the call, for the timeline; the reply names the short lines."""
+    outcomes = {line.sku: line for line in reply.lines}
+    parts = [StepResult(name=line.sku, ok=reply.done, reason="" if reply.done else
+                        (outcomes[line.sku].reason if line.sku in outcomes else reply.reason))
+             for line in batch.lines]
+    return StepResult(ok=reply.done, reason=reply.reason, parts=parts)
+
+
+async def reserve_lines(ctx: WorkflowActivityContext, batch: StockLines) -> StepResult:
+    if not await _gate_opens(batch.enter):
+        return CANCELLED_FIRST
+
+    async def call():
+        reply = await _inventory().ReserveLines(inventory_pb2.ReserveLinesRequest(
+            idempotency_key=batch.idempotency_key,
+            lines=[inventory_pb2.Line(sku=line.sku, quantity=line.quantity) for line in batch.lines]),
+            **_to("inventory-service", batch.deadline_s))
+        return _lines_result(batch, reply)
+    return await _guarded(batch.order_id, "reserve", batch.idempotency_key, call())
+
+
+async def release_lines(ctx: WorkflowActivityContext, batch: StockLines) -> StepResult:
+    async def call():
+        reply = await _inventory().ReleaseLines(inventory_pb2.ReservationRef(idempotency_key=batch.idempotency_key),
+                                                **_to("inventory-service", batch.deadline_s))
+        return _lines_result(batch, reply)
+    return await _guarded(batch.order_id, "release", batch.idempotency_key + ":release", call())
+
+
+async def commit_lines(ctx: WorkflowActivityContext, batch: StockLines) -> StepResult:
+    async def call():
+        reply = await _inventory().CommitLines(inventory_pb2.ReservationRef(idempotency_key=batch.idempotency_key),
+                                               **_to("inventory-service", batch.deadline_s))
+        return _lines_result(batch, reply)
+    return await _guarded(batch.order_id, "commit", batch.idempotency_key + ":commit", call())
 
 
 # ---- payment ---------------------------------------------------------------------------------
@@ -201,6 +243,16 @@ async def update_order(ctx: WorkflowActivityContext, update: OrderUpdate) -> Gat
     return gate
 
 
+async def finish_order(ctx: WorkflowActivityContext, finish: FinishCall) -> StepResult:
+    """Commit the stock, then record the completion (saga v2): one workflow round trip for
+    both. A commit that fails raises, and nothing of the completion is recorded; a retry
+    repeats both halves safely (the commit and the entries are idempotent by key)."""
+    committed = await commit_lines(ctx, finish.commit)
+    if committed.ok:
+        await update_order(ctx, finish.complete)
+    return committed
+
+
 async def _gate_opens(update: OrderUpdate | None) -> bool:
     """A step that moves the order into a status asks the actor first, in the same activity
     (one workflow round trip, not two). The actor refuses when a cancel was accepted before."""
@@ -237,4 +289,9 @@ ACTIVITIES = {
     "create_shipment": create_shipment,
     "cancel_shipment": cancel_shipment,
     "update_order": update_order,
+    # saga v2
+    "reserve_lines": reserve_lines,
+    "release_lines": release_lines,
+    "commit_lines": commit_lines,
+    "finish_order": finish_order,
 }

@@ -1,6 +1,7 @@
 """OrderActor: one virtual actor per order, owner of the order's identity, status and timeline.
 
-It starts the saga workflow and returns: it never awaits the saga (an activity calls back into
+It announces the order (`placed` on order-events), starts the saga workflow and returns: it never
+awaits the saga (an activity calls back into
 this actor, and an actor serves one turn at a time). Activities record steps through
 `record_steps`, idempotent per key because activities run at least once. Because the actor
 serves one call at a time, it is also the race-free gate for cancels: a cancel is accepted
@@ -302,6 +303,12 @@ class OrderActor(Actor, OrderActorInterface, Remindable):
             await self._start_saga(order)
 
     async def _start_saga(self, order: OrderState) -> None:
+        """Announce the order, then start its saga (the latest version). In that order: a crash
+        in between leaves no saga, and the repeated PlaceOrder that mends it (`_ensure_saga`)
+        announces again, which consumers drop by the event's stable id. A broker that is down
+        refuses the order (UNAVAILABLE) until it is back, like a store that is down."""
+        await events.publish(LifecycleEvent(order_id=order.order_id, type="placed", status=OrderStatus.PLACED.value,
+                                            total_cents=order.request.total_cents))
         saga_input = SagaInput(
             order=order.request,
             approval_threshold_cents=_settings.approval_threshold_cents,

@@ -42,6 +42,25 @@ class StockBatch(BaseModel):
         return StockBatch(order_id=self.order_id, lines=[line for line, k in zip(self.lines, keep) if k])
 
 
+class StockLines(BaseModel):
+    """An order's lines at inventory in one call and one state transaction (saga v2): reserved
+    together or not at all, then released or committed together under the same key."""
+
+    order_id: str
+    lines: list[StockLine]
+    deadline_s: float = 30.0
+    enter: OrderUpdate | None = None  # a gate: the actor must accept this update first
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"{self.order_id}:reserve"
+
+    def only(self, keep: list[bool]) -> "StockLines":
+        """The lines to name on the timeline; a release or commit acts on every line held under
+        the key, whatever it lists."""
+        return self.model_copy(update={"lines": [line for line, k in zip(self.lines, keep) if k], "enter": None})
+
+
 class PaymentCall(BaseModel):
     order_id: str
     customer_id: str
@@ -118,6 +137,14 @@ class OrderUpdate(BaseModel):
     unfinished: Unfinished | None = None  # with a move to NEEDS_ATTENTION: what is left to do
 
 
+class FinishCall(BaseModel):
+    """The saga's last step and its ending in one activity (saga v2): commit the stock, then,
+    only once that is done, record the order COMPLETED and publish `completed`."""
+
+    commit: StockLines
+    complete: OrderUpdate
+
+
 class RetryInput(BaseModel):
     """The input of `order_saga_retry`: what the order's saga left unfinished, run again."""
 
@@ -140,5 +167,6 @@ class ApprovalDecision(BaseModel):
 
 
 # The call models name OrderUpdate before it is defined.
+StockLines.model_rebuild()
 PaymentCall.model_rebuild()
 ShipmentCall.model_rebuild()

@@ -184,19 +184,24 @@ class Saga:
             key=f"{self.key_prefix}{step}:{outcome}",
             status=status, reason=reason, tracking_number=tracking_number))
 
-    def start_update(self, announce: str = "", *, status: str = "", reason: str = "", detail: str = "",
-                     unfinished: Unfinished | None = None):
-        """Start the activity that writes the noted entries and publishes `announce` (if any)."""
+    def update_message(self, announce: str = "", *, status: str = "", reason: str = "", detail: str = "",
+                       unfinished: Unfinished | None = None) -> OrderUpdate:
+        """The noted entries (taken: they are written with this update) and the `announce` event."""
         event = LifecycleEvent(order_id=self.order.order_id, type=announce, status=status or announce.upper(),
                                reason=reason, detail=detail, total_cents=self.order.total_cents) if announce else None
         update = OrderUpdate(order_id=self.order.order_id, records=self.unwritten, event=event, unfinished=unfinished)
         self.unwritten = []
-        return self.ctx.call_activity("update_order", input=update, retry_policy=BOOKKEEPING_RETRY)
+        return update
+
+    def start_update(self, announce: str = "", **fields):
+        """Start the activity that writes the noted entries and publishes `announce` (if any)."""
+        return self.ctx.call_activity("update_order", input=self.update_message(announce, **fields),
+                                      retry_policy=BOOKKEEPING_RETRY)
 
     def finish_update(self, task, announce: str):
         """The actor's answer (a Gate) to a finished update. An event the broker kept refusing
         must not fail the order: the miss goes on the timeline instead (use with `yield from`)."""
-        if task.is_failed and _failed_with(task, "EventNotPublished"):
+        if task.is_failed and failed_with(task, "EventNotPublished"):
             self.note(f"event {announce}", "UNPUBLISHED", detail=_short(task.get_exception()))
             return (yield from self.update())
         return Gate.model_validate(task.get_result())
@@ -236,7 +241,7 @@ class Saga:
             pending.remove((yield wf.when_any(pending)))
         if update:
             yield from self.finish_update(update, announce)
-        results = [_result_of(task) for task in tasks]
+        results = [result_of(task) for task in tasks]
         for call, result in zip(calls, results):
             undo = call.to_undo(result)
             if undo:
@@ -317,12 +322,12 @@ def _outcome(result: StepResult) -> str:
     return "UNKNOWN" if result.unknown else result.reason or "FAILED"
 
 
-def _failed_with(task, error_type: str) -> bool:
+def failed_with(task, error_type: str) -> bool:
     details = getattr(task.get_exception(), "details", None)
     return getattr(details, "error_type", "") == error_type
 
 
-def _result_of(task) -> StepResult:
+def result_of(task) -> StepResult:
     if task.is_failed:
         return StepResult(ok=False, unknown=True, reason="ERROR", detail=_short(task.get_exception()))
     return StepResult.model_validate(task.get_result())

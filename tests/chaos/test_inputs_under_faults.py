@@ -79,7 +79,7 @@ def test_a_success_that_arrives_after_the_step_timeout_is_compensated(stack, sag
     """inventory-service reserves, then answers after the saga gave up (15 s step timeout)."""
     order_id, sku, customer = ids("o"), ids("sku"), ids("c")
     saga.set_stock(sku, 5)
-    saga.set_faults("inventory-service", delay_after_seconds=17, methods=("Reserve",))
+    saga.set_faults("inventory-service", delay_after_seconds=17, methods=("ReserveLines",))
     try:
         saga.place(order_id, customer, [(sku, 2, 1_000)])
         order = saga.wait_for_status(order_id, "FAILED", timeout=120)
@@ -96,7 +96,7 @@ def test_a_call_that_starts_after_its_undo_does_nothing(stack, saga, ids):
     left a tombstone, so the late reservation is refused and stock never leaks."""
     order_id, sku, customer = ids("o"), ids("sku"), ids("c")
     saga.set_stock(sku, 5)
-    saga.set_faults("inventory-service", delay_seconds=17, methods=("Reserve",))
+    saga.set_faults("inventory-service", delay_seconds=17, methods=("ReserveLines",))
     try:
         saga.place(order_id, customer, [(sku, 2, 1_000)])
         order = saga.wait_for_status(order_id, "FAILED", timeout=120)

@@ -40,12 +40,13 @@ class Step:
 
 
 STEPS = [
-    Step("before-reservation", "inventory-service", "Reserve", delay_before=4, wait_status="RESERVING"),
+    Step("before-reservation", "inventory-service", "ReserveLines", delay_before=4, wait_status="RESERVING"),
     # The service stored the reservation; the saga has not heard of it yet.
-    Step("after-commit-before-record", "inventory-service", "Reserve", delay_after=4, wait_status="RESERVING"),
+    Step("after-commit-before-record", "inventory-service", "ReserveLines", delay_after=4, wait_status="RESERVING"),
     Step("during-capture", "payment-service", "Capture", delay_before=4, wait_status="CHARGING"),
     Step("waiting-for-approval", wait_status="AWAITING_APPROVAL"),
-    Step("during-compensation", "inventory-service", "Release", delay_before=4, wait_status="COMPENSATING"),
+    # A short line reserves nothing (all lines or none), so the undo held is the payment's void.
+    Step("during-compensation", "payment-service", "Void", delay_before=4, wait_status="COMPENSATING"),
 ]
 
 

@@ -48,7 +48,7 @@ def test_many_duplicates_one_decision_and_nothing_dead_lettered(saga, stack, ids
 def test_an_early_decision_is_applied_when_the_saga_reaches_the_gate(saga, ids):
     order_id, sku, customer = ids("o"), ids("sku"), ids("c")
     saga.set_stock(sku, 2)
-    saga.set_faults("inventory-service", delay_seconds=2, methods=("Reserve",))
+    saga.set_faults("inventory-service", delay_seconds=2, methods=("ReserveLines",))
     try:
         saga.place(order_id, customer, [(sku, 1, LARGE)])
         saga.approve(order_id, approver="early-bird")  # the saga is still reserving

@@ -1,10 +1,10 @@
 """A release that changes the saga, with sagas in flight (README, "Changing the saga").
 
-Orders wait at the approval gate under v1; order-service restarts with a new latest version
-registered beside it (tests/e2e/upgrade_saga.py: v1 and one more step); the parked orders finish
-on v1's steps and new orders take the new ones. A saga whose version a later release drops shows
-STALLED (status and a timeline entry naming the version) instead of hanging silently, and
-resumes once that version is deployed again."""
+Orders wait at the approval gate under the latest version; order-service restarts with a newer
+one registered beside it (tests/e2e/upgrade_saga.py: the latest and one more step); the parked
+orders finish on their version's steps and new orders take the new ones. A saga whose version a
+later release drops shows STALLED (status and a timeline entry naming the version) instead of
+hanging silently, and resumes once that version is deployed again."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def steps(order: dict) -> list[tuple[str, str]]:
 
 
 def release(stack, *, with_test_version: bool) -> None:
-    """Restart order-service (a clean stop, as a deployment does) with or without v2-test."""
+    """Restart order-service (a clean stop, as a deployment does) with or without next-test."""
     extra = {"ORDERSAGA_EXTRA_SAGA_VERSION": EXTRA_SAGA_VERSION, "PYTHONPATH": str(project_root())}
     if with_test_version:
         stack.extra_env.update(extra)
@@ -52,7 +52,7 @@ def test_a_new_saga_version_leaves_sagas_in_flight_on_theirs_and_a_missing_one_s
     sku, customer = ids("sku"), ids("c")
     saga.set_stock(sku, 20)
     parked = [ids("o") for _ in range(2)]
-    for order_id in parked:  # under v1
+    for order_id in parked:  # under the latest version
         saga.place(order_id, customer, [(sku, 1, LARGE)])
     for order_id in parked:
         saga.wait_for_status(order_id, "AWAITING_APPROVAL")
@@ -68,9 +68,9 @@ def test_a_new_saga_version_leaves_sagas_in_flight_on_theirs_and_a_missing_one_s
         for order_id in parked:
             saga.wait_for_status(order_id, "COMPLETED")
             saga.wait_for_saga(order_id)
-            assert EXTRA_STEP not in steps(saga.get(order_id)), f"{order_id} started on v1 and must finish on v1"
+            assert EXTRA_STEP not in steps(saga.get(order_id)), f"{order_id} must finish on the version it started on"
 
-        # A saga of v2-test, parked; then a release without v2-test.
+        # A saga of next-test, parked; then a release without next-test.
         saga.place(stranded, customer, [(sku, 1, LARGE)])
         saga.wait_for_status(stranded, "AWAITING_APPROVAL")
         release(stack, with_test_version=False)

@@ -61,9 +61,17 @@ class FakeContext:
         return [c.name for c in self.calls if c.name != "update_order"]
 
     def updates(self) -> list[Any]:
-        """Every update sent to the actor: by update_order, or by a gated step before it acts."""
-        return [c.input if c.name == "update_order" else c.input.enter for c in self.calls
-                if c.name == "update_order" or getattr(c.input, "enter", None)]
+        """Every update sent to the actor: by update_order, by a gated step before it acts, or
+        by a last step once it is done (saga v2's finish_order: counted if it succeeded)."""
+        updates = []
+        for c in self.calls:
+            if c.name == "update_order":
+                updates.append(c.input)
+            elif getattr(c.input, "enter", None):
+                updates.append(c.input.enter)
+            elif c.name == "finish_order" and c.task.is_complete and not c.task.is_failed:
+                updates.append(c.input.complete)
+        return updates
 
     def records(self) -> list[Any]:
         """Every timeline entry sent to the actor, in order."""

@@ -1,9 +1,6 @@
 """Every recorded history (tests/replay/histories, from the real runtime: `make replay-record`)
 replays through the workflow code registered now, to the same end. A change to the saga that
-would break sagas in flight fails here, with what to do, before it ships. No sidecar.
-
-`histories/order_saga/unversioned/` comes from the release before versioning (its sagas record
-no version and run the latest): README, "Changing the saga", says when they go."""
+would break sagas in flight fails here, with what to do, before it ships. No sidecar."""
 
 from __future__ import annotations
 
