@@ -16,7 +16,7 @@ from dapr.ext.workflow import DaprWorkflowClient, WorkflowRuntime
 from dapr.ext.workflow.logger import LoggerOptions
 
 from apphost import server as apphost
-from order_service import actor, orders_pb2, orders_pb2_grpc
+from order_service import actor, admission, orders_pb2, orders_pb2_grpc
 from order_service.actor_client import ActorClient
 from order_service.actor_host import new_actor_host
 from order_service.api import OrderApi
@@ -57,7 +57,9 @@ def extra_saga_versions() -> list:
 
 
 def main() -> None:
-    actor.configure(Settings.from_env())
+    settings = Settings.from_env()
+    actor.configure(settings)
+    admission.configure(admission.Admission(settings.max_active_sagas, settings.retry_after_ms))
     actors = ActorClient(int(os.environ["DAPR_HTTP_PORT"]), api_token=os.environ.get("DAPR_API_TOKEN"))
 
     app = apphost.new_app(max_workers=32)

@@ -17,7 +17,7 @@ from dapr.actor import Actor, ActorInterface, Remindable, actormethod
 from dapr.ext.workflow.aio import DaprWorkflowClient
 from pydantic import ValidationError
 
-from order_service import events, index
+from order_service import admission, events, index
 from order_service.dapr_clients import dapr_client
 from order_service.decisions import needs_approval
 from order_service.domain import (
@@ -361,5 +361,6 @@ class OrderActor(Actor, OrderActorInterface, Remindable):
     async def _save(self, order: OrderState) -> None:
         await self._state_manager.set_state(STATE_KEY, order.model_dump_json())
         await self._state_manager.save_state()
+        admission.current().note(order.order_id, order.status)  # every status change comes here
 
 

@@ -17,7 +17,7 @@ import grpc
 from dapr.ext.workflow import DaprWorkflowClient
 from pydantic import ValidationError
 
-from order_service import index
+from order_service import admission, index
 from order_service import orders_pb2 as pb
 from order_service import orders_pb2_grpc as pb_grpc
 from order_service.actor_client import ActorCallError, ActorClient
@@ -48,6 +48,10 @@ class OrderApi(pb_grpc.OrderServiceServicer):
             OrderRequest.model_validate(data)
         except ValidationError as error:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, describe(error))
+        refusal = admission.current().refusal()
+        if refusal:
+            context.set_trailing_metadata(((admission.RETRY_PUSHBACK_KEY, str(admission.current().retry_after_ms)),))
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, refusal)
         order = self._call(context, request.order_id, "place", data)
         return pb.PlaceOrderResponse(order_id=request.order_id, status=order["status"])
 

@@ -6,7 +6,8 @@ succeed, however often it is delivered (an invalid request, other content under 
 id), goes to `order-requests-deadletter` as a message that says why, and is logged; Dapr's own
 dead-lettering would forward the event without its reason. An actor, sidecar or workflow engine
 that is briefly unavailable answers `retry`: the broker delivers the event again later, and an
-event published while order-service is down waits in the broker until it is back.
+event published while order-service is down waits in the broker until it is back. So does an
+event that comes while too many sagas are at work (admission control).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from cloudevents.sdk.event import v1
 from dapr.clients.grpc._response import TopicEventResponse
 from pydantic import BaseModel
 
-from order_service import event_data
+from order_service import admission, event_data
 from order_service.actor_client import ActorCallError, ActorClient
 from order_service.domain import OrderRequest
 
@@ -50,6 +51,10 @@ class IntakeHandler:
             request = parse_request(event.Data())
         except ValueError as error:
             return self._refuse(event, str(error), order_id="-")
+        refusal = admission.current().refusal()
+        if refusal:  # admission control: the event waits in the broker and comes again
+            log.info("intake event=%s order=%s will be retried: %s", event.EventID(), request.order_id, refusal)
+            return TopicEventResponse("retry")
         try:
             reply = self._actors.call(request.order_id, "place", request.model_dump(mode="json"))
         except ActorCallError as error:

@@ -13,6 +13,12 @@ class Settings:
     step_timeout_s: int = 30
     # An order still in flight this long after it was placed is flagged (timeline + event).
     order_deadline_s: int = 86400 + 3600
+    # Admission control (order_service/admission.py): new orders are refused while this many
+    # sagas are at work on one order-service replica (0: never). The default keeps the p95 of
+    # accepted orders under 2 s at 4x the capacity of the 2-core reference machine
+    # (docs/performance.md, "Overload").
+    max_active_sagas: int = 24
+    retry_after_ms: int = 500
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -23,4 +29,6 @@ class Settings:
             approval_timeout_s=approval_timeout_s,
             step_timeout_s=int(float(env("ORDERSAGA_STEP_TIMEOUT_S", "30"))),
             order_deadline_s=int(float(env("ORDERSAGA_ORDER_DEADLINE_S", str(approval_timeout_s + 3600)))),
+            max_active_sagas=int(env("ORDERSAGA_MAX_ACTIVE_SAGAS", str(cls.max_active_sagas))),
+            retry_after_ms=int(env("ORDERSAGA_RETRY_AFTER_MS", str(cls.retry_after_ms))),
         )

@@ -1,0 +1,69 @@
+"""Admission control: a new order is refused at once (RESOURCE_EXHAUSTED, with a retry hint)
+while too many sagas are at work, instead of queueing behind them until its caller times out.
+
+"At work" means a saga that is using the stack now: from PLACED through COMPLETED or any other
+end, except while it waits for an approval (a parked saga costs nothing; there may be
+thousands). The count is kept in each order-service process, of the orders whose actors it
+hosts, as the actor sees their status change; with replicas, actors spread evenly, so the
+limit is per replica. A process that restarts counts an order again at its next step, and an
+order not seen for `forget_after_s` (its actor moved to another replica, say) is no longer
+counted: the count is a load signal, never a record of orders.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from order_service.domain import OrderStatus
+
+RETRY_PUSHBACK_KEY = "grpc-retry-pushback-ms"  # gRPC's trailer for "retry after this long"
+
+
+class Admission:
+    def __init__(self, limit: int, retry_after_ms: int = 500, forget_after_s: float = 120,
+                 clock=time.monotonic):
+        self.limit = limit  # 0: no limit
+        self.retry_after_ms = retry_after_ms
+        self._forget_after_s = forget_after_s
+        self._clock = clock
+        self._seen: dict[str, float] = {}  # order id -> when its actor last reported it at work
+        self._lock = threading.Lock()  # the API's threads ask, the actor's event loop tells
+
+    def note(self, order_id: str, status: OrderStatus) -> None:
+        """The order's status, as its actor just set (or found) it."""
+        with self._lock:
+            if status.terminal or status == OrderStatus.AWAITING_APPROVAL:
+                self._seen.pop(order_id, None)
+            else:
+                self._seen[order_id] = self._clock()
+
+    def at_work(self) -> int:
+        with self._lock:
+            horizon = self._clock() - self._forget_after_s
+            for order_id in [o for o, seen in self._seen.items() if seen < horizon]:
+                del self._seen[order_id]
+            return len(self._seen)
+
+    def refusal(self) -> str | None:
+        """Why a new order must wait, or None when it may come in."""
+        if not self.limit:
+            return None
+        at_work = self.at_work()
+        if at_work < self.limit:
+            return None
+        return (f"{at_work} sagas are at work, the limit of this order-service replica is {self.limit} "
+                f"(ORDERSAGA_MAX_ACTIVE_SAGAS): nothing was stored; retry in about {self.retry_after_ms} ms")
+
+
+_admission = Admission(limit=0)
+
+
+def configure(admission: Admission) -> None:
+    """Called once by the composition root."""
+    global _admission
+    _admission = admission
+
+
+def current() -> Admission:
+    return _admission
