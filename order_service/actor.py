@@ -299,6 +299,10 @@ class OrderActor(Actor, OrderActorInterface, Remindable):
         log.warning("order=%s step=deadline outcome=EXCEEDED status=%s", order.order_id, order.status)
 
     async def _ensure_saga(self, order: OrderState) -> None:
+        """Start the saga a crash prevented. Only while the order is PLACED: a saga that ran
+        has moved it on, and its finished workflow may since have been purged (retention)."""
+        if order.status != OrderStatus.PLACED:
+            return
         if await workflow_client().get_workflow_state(order.saga_instance_id, fetch_payloads=False) is None:
             await self._start_saga(order)
 
@@ -326,6 +330,8 @@ class OrderActor(Actor, OrderActorInterface, Remindable):
             RETRY_SAGA_NAME, input=retry_input.model_dump(mode="json"), instance_id=order.saga_instance_id)
 
     async def _ensure_retry(self, order: OrderState, by: str) -> None:
+        if order.status.terminal:  # the retry ran (and its workflow may be purged)
+            return
         if await workflow_client().get_workflow_state(order.saga_instance_id, fetch_payloads=False) is None:
             await self._start_retry(order, by)
 

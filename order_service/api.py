@@ -124,7 +124,8 @@ class OrderApi(pb_grpc.OrderServiceServicer):
         return self._to_proto(state) if state else None
 
     def _to_proto(self, state: dict) -> pb.Order:
-        runtime_status = self._saga_status(state.get("saga_instance_id", ""))
+        runtime_status = self._saga_status(state.get("saga_instance_id", ""),
+                                           OrderStatus(state["status"]).terminal)
         if runtime_status == "STALLED":
             state = self._note_stalled(state)
         request = state["request"]
@@ -154,14 +155,18 @@ class OrderApi(pb_grpc.OrderServiceServicer):
             log.warning("order=%s step=saga outcome=STALLED detail=not noted: %s", order_id, error)
             return state
 
-    def _saga_status(self, instance_id: str) -> str:
+    def _saga_status(self, instance_id: str, order_ended: bool) -> str:
+        """The workflow's runtime status; PURGED once a finished order's workflow history is
+        gone (the Configuration's retention policy), NOT_STARTED before it exists."""
         if not instance_id or self._workflows is None:
             return ""
         try:
             saga = self._workflows.get_workflow_state(instance_id, fetch_payloads=False)
         except grpc.RpcError:
             return "UNKNOWN"
-        return saga.runtime_status.name if saga else "NOT_STARTED"
+        if saga is None:
+            return "PURGED" if order_ended else "NOT_STARTED"
+        return saga.runtime_status.name
 
 
 def workflow_version(instance_id: str) -> str:

@@ -11,6 +11,7 @@ and fails with one message naming everything that is missing.
 
 from __future__ import annotations
 
+import re
 import signal
 from pathlib import Path
 
@@ -154,6 +155,20 @@ def resources_paths(components: Path, name: str) -> list[Path]:
     return [components / "shared", components / name]
 
 
-def config_file(components: Path) -> Path:
-    """The sidecars' Configuration (`--config`), the same for both profiles."""
-    return components / "config.yaml"
+RETENTION_ENV = "ORDERSAGA_WORKFLOW_RETENTION_S"
+_RETENTION_LINE = re.compile(r"^(\s*anyTerminal:\s*).*$", re.MULTILINE)
+
+
+def config_file(components: Path, run_dir: Path, retention_s: str | None = None) -> Path:
+    """The sidecars' Configuration (`--config`), the same for both profiles. With `retention_s`
+    (finished workflows purged after that many seconds), a copy in the run directory says so."""
+    shipped = components / "config.yaml"
+    if not retention_s:
+        return shipped
+    seconds = float(retention_s)  # ValueError names a bad setting
+    text, replaced = _RETENTION_LINE.subn(lambda m: f"{m.group(1)}{seconds:g}s", shipped.read_text())
+    if replaced != 1:
+        raise ValueError(f"{shipped} has no single stateRetentionPolicy.anyTerminal to set")
+    rendered = run_dir / "config.yaml"
+    rendered.write_text(text)
+    return rendered

@@ -28,7 +28,7 @@ from ordersaga.stack.layout import (
     port_free,
     replica_name,
 )
-from ordersaga.stack.profiles import config_file, resources_paths
+from ordersaga.stack.profiles import RETENTION_ENV, config_file, resources_paths
 from ordersaga.stack.profiles import profile as profile_named
 from ordersaga.stack.runtime import DaprBinaries, ensure_dapr, project_root
 from ordersaga.stack.specs import WAVES, ProcessSpec, grpc_serving, http_ok
@@ -52,6 +52,10 @@ class Stack:
         self.run_dir = self.run_dir.resolve()
         # Popen handles of the processes this object started: kept so they are reaped, not leaked.
         self._children: dict[str, object] = {}
+
+    def _setting(self, name: str) -> str | None:
+        """A stack setting: from `extra_env`, else from this process's environment."""
+        return self.extra_env.get(name) or os.environ.get(name)
 
     # ---- public operations -------------------------------------------------------------
 
@@ -289,7 +293,7 @@ class Stack:
             f"--placement-host-address={HOST}:{state.ports.placement}",
             f"--scheduler-host-address={HOST}:{state.ports.scheduler}",
             *(f"--resources-path={path}" for path in resources_paths(components, state.profile)),
-            f"--config={config_file(components)}",
+            f"--config={config_file(components, self.run_dir, self._setting(RETENTION_ENV))}",
             "--enable-metrics=false",
             f"--log-level={os.environ.get('ORDERSAGA_DAPR_LOG_LEVEL', 'info')}",
         ]

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import yaml
 
-from ordersaga.stack.profiles import config_file, resources_paths
+from ordersaga.stack.profiles import resources_paths
 from tests.deploy.chart import RENDERS, ROOT, is_dapr
 
 COMPONENTS = ROOT / "components"
 # What `ordersaga up --profile production` hands every daprd.
 RESOURCES_PATHS = resources_paths(COMPONENTS, "production")
-CONFIG_FILE = config_file(COMPONENTS)
+CONFIG_FILE = COMPONENTS / "config.yaml"
 
 
 def _documents(path: Path) -> list[dict]:
