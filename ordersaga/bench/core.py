@@ -67,6 +67,7 @@ class StepResult:
     refusal_ms: list[float] = field(default_factory=list)  # how long each refusal took to come back
     refusal_detail: str = ""  # the first refusal's message (its retry hint)
     failed: list[str] = field(default_factory=list)  # other errors: the order may exist or not
+    never_created: list[str] = field(default_factory=list)  # failed ones GetOrder did not find afterwards
     ended: dict[str, float] = field(default_factory=dict)  # order id -> latency (s), orders that ended
 
     @property
@@ -176,6 +177,18 @@ class Usage:
         return (store_bytes(self.state) - self.store) / 1024
 
 
+async def lookup(stub: orders_grpc.OrderServiceStub, metadata: tuple, order_ids: list[str]) -> dict[str, str]:
+    """GetOrder for each id: "found", or the error code's name ("NOT_FOUND": never created)."""
+    answers = {}
+    for order_id in order_ids:
+        try:
+            await stub.GetOrder(pb.GetOrderRequest(order_id=order_id), metadata=metadata, timeout=30)
+            answers[order_id] = "found"
+        except grpc.RpcError as error:
+            answers[order_id] = error.code().name
+    return answers
+
+
 # ---- load ------------------------------------------------------------------------------------------
 
 class Bench:
@@ -269,6 +282,30 @@ class Bench:
             result.failed.append(request.order_id)
         return True
 
+    async def drain(self, result: StepResult, stub: orders_grpc.OrderServiceStub, metadata: tuple,
+                    started: float, drain_s: float) -> None:
+        """Wait up to `drain_s` for every order that may exist to end (a progress line every 30
+        s): the accepted ones, and those whose PlaceOrder failed otherwise (a timeout can come
+        after the order was stored), except those GetOrder does not find once the accepted ones
+        have ended (`result.never_created`). A refused order does not exist: it never ends."""
+        waiting = result.accepted + result.failed
+        looked_up = False
+        deadline = time.monotonic() + drain_s
+        next_report = time.monotonic() + 30
+        while time.monotonic() < deadline and any(order_id not in self.done for order_id in waiting):
+            if not looked_up and all(order_id in self.done for order_id in result.accepted):
+                looked_up = True
+                found = await lookup(stub, metadata, [i for i in result.failed if i not in self.done])
+                result.never_created = sorted(i for i, answer in found.items() if answer == "NOT_FOUND")
+                waiting = [i for i in waiting if i not in set(result.never_created)]
+                continue
+            await asyncio.sleep(0.05)
+            if time.monotonic() >= next_report:
+                next_report += 30
+                ended = sum(order_id in self.done for order_id in waiting)
+                print(f"    {result.label}: {ended}/{len(waiting)} ended after {time.monotonic() - started:.0f}s",
+                      flush=True)
+
     async def step(self, scenario: Scenario, label: str, rate: float | None, count: int,
                    drain_s: float = 300, spread: HotSkus | ZipfSkus | None = None) -> StepResult:
         """`rate` orders/s (open loop), or None: one at a time (closed loop). Then wait up to
@@ -298,18 +335,7 @@ class Bench:
                 await asyncio.sleep(max(0.0, started + n / rate - time.monotonic()))
                 tasks.append(asyncio.create_task(self.place(stub, metadata, request, result)))
             await asyncio.gather(*tasks)
-            # A refused order does not exist, so it never ends; every other one should.
-            refused = set(result.refused)
-            waiting = [r.order_id for r in requests if r.order_id not in refused]
-            deadline = time.monotonic() + drain_s
-            next_report = time.monotonic() + 30
-            while time.monotonic() < deadline and not all(order_id in self.done for order_id in waiting):
-                await asyncio.sleep(0.05)
-                if time.monotonic() >= next_report:
-                    next_report += 30
-                    ended = sum(order_id in self.done for order_id in waiting)
-                    print(f"    {label}: {ended}/{len(waiting)} ended after {time.monotonic() - started:.0f}s",
-                          flush=True)
+            await self.drain(result, stub, metadata, started, drain_s)
         ends = [self.done[r.order_id][0] for r in requests if r.order_id in self.done]
         result.elapsed = (max(ends) if ends else time.monotonic()) - started
         for request in requests:

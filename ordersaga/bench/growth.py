@@ -165,11 +165,7 @@ async def growth(bench: Bench, rate: float, minutes: float, interval_s: float, s
     if placing:
         await asyncio.gather(*placing)
 
-    refused = set(result.refused)
-    waiting = [order_id for order_id in ids if order_id not in refused]
-    deadline = time.monotonic() + drain_s
-    while time.monotonic() < deadline and not all(order_id in bench.done for order_id in waiting):
-        await asyncio.sleep(0.1)
+    await bench.drain(result, stub, metadata, started, drain_s)
     result.offered = len(ids)
     ends = [bench.done[order_id][0] for order_id in ids if order_id in bench.done]
     result.elapsed = (max(ends) if ends else time.monotonic()) - started
@@ -188,7 +184,7 @@ async def growth(bench: Bench, rate: float, minutes: float, interval_s: float, s
     print_processes(result)
     lost = [order_id for order_id in result.accepted if order_id not in result.ended]
     print(f"    growth: {len(ids)} offered over {_clock(duration)} at {rate:.1f}/s, {len(result.accepted)} accepted, "
-          f"{len(refused)} refused, {len(result.failed)} other errors; lost (accepted, not ended within "
+          f"{len(result.refused)} refused, {len(result.failed)} other errors; lost (accepted, not ended within "
           f"{drain_s:.0f}s of the end) {len(lost)}", flush=True)
     for line in summary_lines(samples):
         print(line, flush=True)

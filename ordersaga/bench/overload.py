@@ -9,10 +9,7 @@ drain time), and no refused order exists afterwards.
 
 from __future__ import annotations
 
-import grpc
-
-from order_service import orders_pb2 as pb
-from ordersaga.bench.core import SCENARIOS, Bench, StepResult, print_processes, print_step
+from ordersaga.bench.core import SCENARIOS, Bench, StepResult, lookup, print_processes, print_step
 from ordersaga.bench.spread import HotSkus, ZipfSkus
 
 REFUSAL_TARGET_MS = 100  # issue 12: a refusal comes back within 100 ms
@@ -56,7 +53,8 @@ def overload_summary(result: StepResult, capacity: float, rate: float, seconds: 
     lines = [
         f"    overload: {rate:.1f}/s offered for {seconds:g}s ({rate / capacity:.1f}x capacity {capacity:.1f}/s): "
         f"{result.offered} offered, {len(result.accepted)} accepted, {refused} refused (RESOURCE_EXHAUSTED), "
-        f"{other} other errors" + (f" ({other_codes}; {ended_anyway} of them ended anyway)" if other else ""),
+        f"{other} other errors" + (f" ({other_codes}; {ended_anyway} of them ended anyway, "
+                                   f"{len(result.never_created)} not found afterwards)" if other else ""),
         f"    overload: accepted orders: {len(result.accepted) - len(lost)} ended, "
         f"p50 {percentile_ms(accepted, 50):.0f} ms, p95 {percentile_ms(accepted, 95):.0f} ms; "
         f"lost (accepted, never ended) {len(lost)}"
@@ -77,17 +75,12 @@ def overload_summary(result: StepResult, capacity: float, rate: float, seconds: 
 
 
 async def refused_that_exist(bench: Bench, order_ids: list[str]) -> list[str]:
-    """The refused orders GetOrder finds: a refused order must not have been created."""
+    """The refused orders GetOrder does not answer NOT_FOUND for (a refused order must not have
+    been created); an answer other than found shows with its code, reported rather than hidden."""
     channel, stub, metadata = bench.order_api()
-    existing = []
     try:
-        for order_id in order_ids:
-            try:
-                await stub.GetOrder(pb.GetOrderRequest(order_id=order_id), metadata=metadata, timeout=30)
-                existing.append(order_id)
-            except grpc.RpcError as error:
-                if error.code() != grpc.StatusCode.NOT_FOUND:
-                    existing.append(f"{order_id} ({error.code().name})")  # unknown: reported, not hidden
+        answers = await lookup(stub, metadata, order_ids)
     finally:
         await channel.close()
-    return existing
+    return [order_id if answer == "found" else f"{order_id} ({answer})"
+            for order_id, answer in answers.items() if answer != "NOT_FOUND"]

@@ -1,5 +1,5 @@
-"""The bench's pure parts: the Zipf SKU spread (same draws for the same seed, the right shape)
-and the growth row's verdict on whether the stores levelled off."""
+"""The bench's pure parts: the Zipf SKU spread (same draws for the same seed, the right shape),
+the overload summary, and the growth row's verdict on whether the stores levelled off."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import random
 
 import pytest
 
+from ordersaga.bench.core import StepResult
 from ordersaga.bench.growth import Sample, interpolate, levelling, summary_lines
-from ordersaga.bench.overload import percentile_ms
+from ordersaga.bench.overload import overload_summary, percentile_ms
 from ordersaga.bench.spread import HotSkus, ZipfSampler, ZipfSkus
 
 
@@ -86,3 +87,19 @@ def test_growth_summary_has_a_line_per_size_series():
 def test_percentile_ms():
     assert math.isnan(percentile_ms([], 50))
     assert percentile_ms([5, 1, 3], 50) == 3 and percentile_ms(list(range(101)), 95) == 95
+
+
+def test_overload_summary_counts_refusals_apart_and_finds_the_lost():
+    result = StepResult("overload 4x, hot SKUs", offered=6, accepted=["a", "b", "c"], refused=["r1", "r2"],
+                        refusal_ms=[3.0, 40.0], failed=["t"], ended={"a": 0.5, "b": 1.5, "t": 2.0},
+                        refusal_detail="too many sagas in flight, retry in 1s")
+    result.error_codes.update({"RESOURCE_EXHAUSTED": 2, "DEADLINE_EXCEEDED": 1})
+    text = overload_summary(result, capacity=10, rate=40, seconds=10, existing=[], checked=2)
+    assert "6 offered, 3 accepted, 2 refused (RESOURCE_EXHAUSTED), 1 other errors (DEADLINE_EXCEEDED 1; " \
+           "1 of them ended anyway" in text
+    assert "accepted orders: 2 ended, p50 500 ms, p95 1500 ms; lost (accepted, never ended) 1: c" in text
+    assert "refusals came back in p50 3 ms, p95 40 ms, max 40 ms (target 100 ms: met); " \
+           "refused orders that exist: 0 of 2 checked" in text
+    assert "retry in 1s" in text
+    nothing = overload_summary(StepResult("x", offered=1, accepted=["a"], ended={"a": 0.1}), 10, 40, 10, [], 0)
+    assert "nothing refused" in nothing and "lost (accepted, never ended) 0" in nothing
