@@ -97,7 +97,8 @@ def test_overload_summary_counts_refusals_apart_and_finds_the_lost():
     text = overload_summary(result, capacity=10, rate=40, seconds=10, existing=[], checked=2)
     assert "6 offered, 3 accepted, 2 refused (RESOURCE_EXHAUSTED), 1 other errors (DEADLINE_EXCEEDED 1; " \
            "1 of them ended anyway" in text
-    assert "accepted orders: 2 ended, p50 500 ms, p95 1500 ms; lost (accepted, never ended) 1: c" in text
+    assert "accepted orders: 2 ended, p50 500 ms, p95 1500 ms (target < 2000 ms: met); " \
+           "lost (accepted, never ended) 1 (must be 0): c" in text
     assert "refusals came back in p50 3 ms, p95 40 ms, max 40 ms (target 100 ms: met); " \
            "refused orders that exist: 0 of 2 checked" in text
     assert "retry in 1s" in text
