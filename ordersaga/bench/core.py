@@ -1,26 +1,16 @@
-"""`ordersaga bench` / `make bench`: sagas per second, latency, and what each process costs.
-
-It starts a stack of its own in a temporary run directory (so a running demo is untouched),
-places orders through the public gRPC API, and learns of each saga's end from the
-`order-events` topic, read straight from the broker (JetStream or Kafka). Latency is from PlaceOrder sent to the
-terminal lifecycle event published.
-
-Open loop: orders arrive at a fixed rate whatever the system does (steps such as 5, 10, 20, 40
-orders/s), which exposes queueing; closed loop: one order at a time, which gives the floor.
-Per step it prints completed sagas/s, p50/p95/p99 latency, errors, CPU seconds and peak RSS of
-every process, and how much the state stores grew.
+"""What the bench measures with and how: the load (orders placed over the public gRPC API, their
+ends read from the `order-events` topic on the broker), a step's figures (sagas/s, latency,
+errors, CPU and memory of every process, store growth) and the table rows. `ordersaga.bench`
+(its docstring says what the bench runs) puts the rows together.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import collections
+import concurrent.futures
 import json
-import shutil
-import signal
-import sys
-import tempfile
+import random
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -31,15 +21,16 @@ import grpc
 from order_service import orders_pb2 as pb
 from order_service import orders_pb2_grpc as orders_grpc
 from order_service.topics import EVENTS_TOPIC
+from ordersaga.bench.spread import HotSkus, ZipfSkus
 from ordersaga.client import SagaClient
 from ordersaga.eventfeed import feed_for
 from ordersaga.stack import postgres
-from ordersaga.stack.layout import HOST, PROFILES, StackState, default_profile
+from ordersaga.stack.layout import HOST, StackState
 from ordersaga.stack.profiles import DATABASES
-from ordersaga.stack.stack import Stack
 
 TERMINAL_EVENTS = {"completed", "failed", "cancelled", "needs_attention"}
 CLOCK_TICKS = 100  # os.sysconf("SC_CLK_TCK") on Linux
+LABEL_WIDTH = 38  # the longest row label: "open 80/s, 3 lines, zipf 1000 SKUs"
 
 
 @dataclass
@@ -71,6 +62,18 @@ class StepResult:
     cpu: dict[str, float] = field(default_factory=dict)
     rss_mb: dict[str, float] = field(default_factory=dict)
     store_growth_kb: float = 0.0
+    accepted: list[str] = field(default_factory=list)  # order ids PlaceOrder answered OK
+    refused: list[str] = field(default_factory=list)  # answered RESOURCE_EXHAUSTED: never created
+    refusal_ms: list[float] = field(default_factory=list)  # how long each refusal took to come back
+    refusal_detail: str = ""  # the first refusal's message (its retry hint)
+    failed: list[str] = field(default_factory=list)  # other errors: the order may exist or not
+    never_created: list[str] = field(default_factory=list)  # failed ones GetOrder did not find afterwards
+    ended: dict[str, float] = field(default_factory=dict)  # order id -> latency (s), orders that ended
+
+    @property
+    def rate(self) -> float:
+        """Completed sagas per second over the step."""
+        return self.completed / self.elapsed if self.elapsed else 0.0
 
     def percentile(self, p: float) -> float:
         if not self.latencies:
@@ -144,6 +147,15 @@ def store_bytes(state: StackState) -> int:
     return sum(p.stat().st_size for p in (state.run_dir / "data").glob("*.db*"))
 
 
+def db_file_bytes(state: StackState) -> int | None:
+    """SQLite only: the main database files without their -wal and -shm. The WAL grows to its
+    high-water mark and stays there (checkpoints reuse it, they do not shrink it), so the main
+    files show what the stores keep; None for PostgreSQL, whose size excludes its WAL already."""
+    if state.profile == "production":
+        return None
+    return sum(p.stat().st_size for p in (state.run_dir / "data").glob("*.db"))
+
+
 @dataclass
 class Usage:
     """Each process's CPU seconds and the stores' size at one moment: what a phase cost."""
@@ -165,6 +177,18 @@ class Usage:
         return (store_bytes(self.state) - self.store) / 1024
 
 
+async def lookup(stub: orders_grpc.OrderServiceStub, metadata: tuple, order_ids: list[str]) -> dict[str, str]:
+    """GetOrder for each id: "found", or the error code's name ("NOT_FOUND": never created)."""
+    answers = {}
+    for order_id in order_ids:
+        try:
+            await stub.GetOrder(pb.GetOrderRequest(order_id=order_id), metadata=metadata, timeout=30)
+            answers[order_id] = "found"
+        except grpc.RpcError as error:
+            answers[order_id] = error.code().name
+    return answers
+
+
 # ---- load ------------------------------------------------------------------------------------------
 
 class Bench:
@@ -173,14 +197,41 @@ class Bench:
         self.client = SagaClient(state)
         self.run = uuid.uuid4().hex[:6]
         self.sku_stock = 10**9
-        self.skus = [f"bench-{self.run}-sku{n}" for n in range(10)]
+        self.hot = HotSkus(f"bench-{self.run}")
+        self.skus = self.hot.skus
         for sku in self.skus:
             self.client.set_stock(sku, self.sku_stock)
+        self._zipf: ZipfSkus | None = None  # stocked on first use: 1,000 SetStock calls
         self.poor = f"bench-{self.run}-poor"
         self.client.set_credit(self.poor, 1)
         self.steps = 0
         self.done: dict[str, tuple[float, str]] = {}  # order id -> (time, event type)
         self.sent: dict[str, float] = {}
+
+    def spread(self, name: str) -> HotSkus | ZipfSkus:
+        """The SKU spread `name` ("hot" or "zipf"), its stock seeded before it is first used."""
+        if name == "hot":
+            return self.hot
+        if self._zipf is None:
+            zipf = ZipfSkus(f"bench-{self.run}")
+            self.seed_stock(zipf.skus)
+            self._zipf = zipf
+        return self._zipf
+
+    def seed_stock(self, skus: list[str], workers: int = 16) -> None:
+        """Stock for every SKU, `workers` SetStock calls at a time (one by one, 1,000 SKUs take
+        about 10 s through two sidecars); a progress line every 5 s if it takes longer."""
+        started = time.monotonic()
+        next_report = started + 5
+        with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+            futures = [pool.submit(self.client.set_stock, sku, self.sku_stock) for sku in skus]
+            for n, future in enumerate(concurrent.futures.as_completed(futures), 1):
+                future.result()  # a failed SetStock stops the bench: the orders would fail anyway
+                if time.monotonic() >= next_report:
+                    next_report += 5
+                    print(f"    stocking {len(skus)} SKUs: {n} done after {time.monotonic() - started:.0f}s",
+                          flush=True)
+        print(f"    stocked {len(skus)} SKUs in {time.monotonic() - started:.1f}s", flush=True)
 
     def order_api(self) -> tuple[grpc.aio.Channel, orders_grpc.OrderServiceStub, tuple]:
         """The public OrderService through order-service's sidecar: channel, stub, call metadata.
@@ -201,18 +252,64 @@ class Bench:
 
         await feed_for(self.state).follow(EVENTS_TOPIC, on_event, stop)
 
-    def _order(self, scenario: Scenario, step: int, number: int) -> pb.PlaceOrderRequest:
+    def _order(self, scenario: Scenario, step: int, number: int, spread: HotSkus | ZipfSkus | None = None,
+               rng: random.Random | None = None) -> pb.PlaceOrderRequest:
         order_id = f"b-{self.run}-{step}-{scenario.name}-{number}"
         declined = scenario.decline_share and (number % round(1 / scenario.decline_share) == 0)
         customer = self.poor if declined else f"bench-{self.run}-c{number % 50}"
         price = 200_000 if scenario.approval else 100
-        items = [pb.LineItem(sku=self.skus[i % len(self.skus)], quantity=1, unit_price_cents=price)
-                 for i in range(scenario.lines)]
+        skus = (spread or self.hot).pick(rng, scenario.lines)
+        items = [pb.LineItem(sku=sku, quantity=1, unit_price_cents=price) for sku in skus]
         return pb.PlaceOrderRequest(order_id=order_id, customer_id=customer, items=items)
 
+    async def place(self, stub: orders_grpc.OrderServiceStub, metadata: tuple, request: pb.PlaceOrderRequest,
+                    result: StepResult) -> bool:
+        """One PlaceOrder, its answer recorded in `result`: accepted, refused (admission control's
+        RESOURCE_EXHAUSTED, with how fast it came back) or another error. False if refused: that
+        order will never end."""
+        sent = self.sent[request.order_id] = time.monotonic()
+        try:
+            await stub.PlaceOrder(request, metadata=metadata, timeout=30)
+            result.accepted.append(request.order_id)
+        except grpc.RpcError as error:
+            result.errors += 1
+            result.error_codes[error.code().name] += 1
+            if error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                result.refused.append(request.order_id)
+                result.refusal_ms.append((time.monotonic() - sent) * 1000)
+                result.refusal_detail = result.refusal_detail or (error.details() or "")
+                return False
+            result.failed.append(request.order_id)
+        return True
+
+    async def drain(self, result: StepResult, stub: orders_grpc.OrderServiceStub, metadata: tuple,
+                    started: float, drain_s: float) -> None:
+        """Wait up to `drain_s` for every order that may exist to end (a progress line every 30
+        s): the accepted ones, and those whose PlaceOrder failed otherwise (a timeout can come
+        after the order was stored), except those GetOrder does not find once the accepted ones
+        have ended (`result.never_created`). A refused order does not exist: it never ends."""
+        waiting = result.accepted + result.failed
+        looked_up = False
+        deadline = time.monotonic() + drain_s
+        next_report = time.monotonic() + 30
+        while time.monotonic() < deadline and any(order_id not in self.done for order_id in waiting):
+            if not looked_up and all(order_id in self.done for order_id in result.accepted):
+                looked_up = True
+                found = await lookup(stub, metadata, [i for i in result.failed if i not in self.done])
+                result.never_created = sorted(i for i, answer in found.items() if answer == "NOT_FOUND")
+                waiting = [i for i in waiting if i not in set(result.never_created)]
+                continue
+            await asyncio.sleep(0.05)
+            if time.monotonic() >= next_report:
+                next_report += 30
+                ended = sum(order_id in self.done for order_id in waiting)
+                print(f"    {result.label}: {ended}/{len(waiting)} ended after {time.monotonic() - started:.0f}s",
+                      flush=True)
+
     async def step(self, scenario: Scenario, label: str, rate: float | None, count: int,
-                   drain_s: float = 300) -> StepResult:
-        """`rate` orders/s (open loop), or None: one at a time (closed loop)."""
+                   drain_s: float = 300, spread: HotSkus | ZipfSkus | None = None) -> StepResult:
+        """`rate` orders/s (open loop), or None: one at a time (closed loop). Then wait up to
+        `drain_s` for every order not refused to end."""
         channel, stub, metadata = self.order_api()
         usage = Usage.now(self.state)
         result = StepResult(label, offered=count)
@@ -220,20 +317,15 @@ class Bench:
         listener = asyncio.create_task(self._listen(stop))
         await asyncio.sleep(0.5)
         self.steps += 1
-        requests = [self._order(scenario, self.steps, n) for n in range(count)]
+        spread = spread or self.hot
+        rng = spread.rng()
+        requests = [self._order(scenario, self.steps, n, spread, rng) for n in range(count)]
         started = time.monotonic()
-
-        async def place(request):
-            self.sent[request.order_id] = time.monotonic()
-            try:
-                await stub.PlaceOrder(request, metadata=metadata, timeout=30)
-            except grpc.RpcError as error:
-                result.errors += 1
-                result.error_codes[error.code().name] += 1
 
         if rate is None:
             for request in requests:
-                await place(request)
+                if not await self.place(stub, metadata, request, result):
+                    continue
                 deadline = time.monotonic() + drain_s
                 while request.order_id not in self.done and time.monotonic() < deadline:
                     await asyncio.sleep(0.002)
@@ -241,17 +333,16 @@ class Bench:
             tasks = []
             for n, request in enumerate(requests):
                 await asyncio.sleep(max(0.0, started + n / rate - time.monotonic()))
-                tasks.append(asyncio.create_task(place(request)))
+                tasks.append(asyncio.create_task(self.place(stub, metadata, request, result)))
             await asyncio.gather(*tasks)
-            deadline = time.monotonic() + drain_s
-            while time.monotonic() < deadline and not all(r.order_id in self.done for r in requests):
-                await asyncio.sleep(0.05)
+            await self.drain(result, stub, metadata, started, drain_s)
         ends = [self.done[r.order_id][0] for r in requests if r.order_id in self.done]
         result.elapsed = (max(ends) if ends else time.monotonic()) - started
         for request in requests:
             if request.order_id in self.done:
                 result.completed += 1
                 result.latencies.append(self.done[request.order_id][0] - self.sent[request.order_id])
+                result.ended[request.order_id] = result.latencies[-1]
         stop.set()
         await listener
         await channel.close()
@@ -267,7 +358,7 @@ def print_step(result: StepResult) -> None:
     rate = result.completed / result.elapsed if result.elapsed else 0.0
     per_saga_kb = result.store_growth_kb / max(result.completed, 1)
     cpu = sum(result.cpu.values())
-    print(f"{result.label:<28} {result.offered:>6} {result.completed:>6} {rate:>8.1f} "
+    print(f"{result.label:<{LABEL_WIDTH}} {result.offered:>6} {result.completed:>6} {rate:>8.1f} "
           f"{result.percentile(50):>8.0f} {result.percentile(95):>8.0f} {result.percentile(99):>8.0f} "
           f"{result.errors:>6} {cpu:>7.1f} {cpu * 1000 / max(result.completed, 1):>8.0f} {per_saga_kb:>8.1f}",
           flush=True)
@@ -281,31 +372,8 @@ def print_processes(result: StepResult) -> None:
         f"{name} {result.cpu[name]:.1f}s/{result.rss_mb[name]:.0f}MB" for name in sorted(result.cpu)), flush=True)
 
 
-HEADER = (f"{'step':<28} {'orders':>6} {'done':>6} {'sagas/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
+HEADER = (f"{'step':<{LABEL_WIDTH}} {'orders':>6} {'done':>6} {'sagas/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
           f"{'errors':>6} {'cpu s':>7} {'cpu ms/saga':>8} {'KB/saga':>8}")
-
-
-async def run_bench(bench: Bench, args) -> None:
-    scenario = SCENARIOS["no-approval"]
-    # Not measured: the first orders pay for first connections, actor type placement and the
-    # engine's first activations (about a second for the very first one).
-    await bench.step(scenario, "warm-up", None, 5)
-    print(HEADER)
-    closed = await bench.step(scenario, "closed loop, 3 lines", None, args.closed_orders)
-    print_step(closed)
-    for rate in args.rates:
-        result = await bench.step(scenario, f"open {rate:g}/s, 3 lines", rate, int(rate * args.seconds))
-        print_step(result)
-        print_processes(result)
-    if args.quick:
-        return
-    for name in args.scenarios:
-        rate = args.scenario_rate
-        result = await bench.step(SCENARIOS[name], f"open {rate:g}/s, {name}", rate, int(rate * args.seconds))
-        print_step(result)
-        print_processes(result)
-    if args.parked:
-        await park(bench, args.parked, rest_s=args.rest_seconds)
 
 
 async def park(bench: Bench, count: int, rest_s: float = 30, timeout_s: float = 1800) -> None:
@@ -372,45 +440,3 @@ async def park(bench: Bench, count: int, rest_s: float = 30, timeout_s: float = 
           flush=True)
     beside = await bench.step(SCENARIOS["no-approval"], "closed loop beside parked", None, 20)
     print_step(beside)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="ordersaga bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rates", type=float, nargs="+", default=[5, 10, 20, 40, 80])
-    parser.add_argument("--seconds", type=float, default=10, help="length of each open-loop step")
-    parser.add_argument("--closed-orders", type=int, default=50)
-    parser.add_argument("--scenario-rate", type=float, default=5, help="below saturation, so latency is not queueing")
-    parser.add_argument("--parked", type=int, default=10_000, help="orders left waiting for approval (0: skip)")
-    parser.add_argument("--rest-seconds", type=float, default=30, help="how long to watch the parked orders idle")
-    parser.add_argument("--scenarios", nargs="*", default=["fanout-1", "fanout-10", "declines-20", "approval"],
-                        choices=sorted(SCENARIOS), help="scenario rows, each at --scenario-rate")
-    parser.add_argument("--quick", action="store_true", help="closed loop and the rate steps only")
-    parser.add_argument("--keep", action="store_true", help="keep the run directory (logs, stores) afterwards")
-    parser.add_argument("--profile", choices=PROFILES, default=default_profile(),
-                        help="embedded (SQLite, NATS) or production (PostgreSQL, Kafka)")
-    parser.add_argument("--replicas", type=int, default=1, help="instances of each app, each with its own sidecar")
-    args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop and clean up as on Ctrl-C
-    scratch = Path(tempfile.mkdtemp(prefix="ordersaga-bench-"))
-    scratch.chmod(0o711)  # PostgreSQL runs as its own user under root and must reach its data
-    run_dir = scratch / ".ordersaga"
-    stack = Stack(run_dir, tie_to_parent=True, log=lambda m: print(m, file=sys.stderr, flush=True),
-                  extra_env={"ORDERSAGA_APPROVAL_THRESHOLD": "1000"})
-    try:
-        stack.up(profile=args.profile, replicas=args.replicas)
-        print(f"ordersaga bench: {args.profile} profile, {args.replicas} replica(s) per app", flush=True)
-        asyncio.run(run_bench(Bench(stack.state()), args))
-    except KeyboardInterrupt:
-        print("bench interrupted: stopping the stack", file=sys.stderr)
-        return 130
-    finally:
-        stack.down()
-        if args.keep:
-            print(f"run directory kept: {run_dir}", file=sys.stderr)
-        else:
-            shutil.rmtree(scratch, ignore_errors=True)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
