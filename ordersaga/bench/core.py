@@ -409,10 +409,15 @@ async def park(bench: Bench, count: int, rest_s: float = 30, timeout_s: float = 
         request = pb.PlaceOrderRequest(order_id=f"park-{bench.run}-{n}", customer_id=customers[n % 100],
                                        items=[pb.LineItem(sku=bench.skus[0], quantity=1, unit_price_cents=200_000)])
         async with semaphore:
-            try:
-                await stub.PlaceOrder(request, metadata=metadata, timeout=60)
-            except grpc.RpcError:
-                errors += 1
+            while True:
+                try:
+                    await stub.PlaceOrder(request, metadata=metadata, timeout=60)
+                except grpc.RpcError as error:
+                    if error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:  # admission control: as told
+                        await asyncio.sleep(_pushback_s(error))
+                        continue
+                    errors += 1
+                break
 
     placing = asyncio.gather(*(place(n) for n in range(count)))
     next_report = started + 30
@@ -440,3 +445,11 @@ async def park(bench: Bench, count: int, rest_s: float = 30, timeout_s: float = 
           flush=True)
     beside = await bench.step(SCENARIOS["no-approval"], "closed loop beside parked", None, 20)
     print_step(beside)
+
+
+def _pushback_s(error: grpc.RpcError, default_s: float = 0.5) -> float:
+    """The retry hint of a refusal (gRPC's `grpc-retry-pushback-ms` trailer), in seconds."""
+    for key, value in error.trailing_metadata() or ():
+        if key == "grpc-retry-pushback-ms":
+            return int(value) / 1000
+    return default_s
