@@ -14,7 +14,7 @@ def main() -> None:
         inventory_pb2.DESCRIPTOR.services_by_name["InventoryService"],
         InventoryServicer(OptimisticStore(STORE)),
         inventory_pb2_grpc.add_InventoryServiceServicer_to_server,
-        business_methods=["Reserve", "Release", "Commit"],
+        business_methods=["Reserve", "Release", "Commit", "ReserveLines", "ReleaseLines", "CommitLines"],
     )
 
 
