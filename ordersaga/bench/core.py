@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import contextlib
 import json
 import random
+import sqlite3
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -154,6 +156,19 @@ def db_file_bytes(state: StackState) -> int | None:
     if state.profile == "production":
         return None
     return sum(p.stat().st_size for p in (state.run_dir / "data").glob("*.db"))
+
+
+def workflow_state_bytes(state: StackState) -> int | None:
+    """SQLite only: the bytes of the workflow engine's rows in order-service's store (the keys of
+    Dapr's internal workflow and activity actors): the part the retention policy purges. None
+    for PostgreSQL."""
+    if state.profile == "production":
+        return None
+    db = state.run_dir / "data" / "order-service.db"
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)) as conn:
+        (total,) = conn.execute("SELECT coalesce(sum(length(key) + length(value)), 0) FROM state WHERE key LIKE ?",
+                                ("%||dapr.internal.%",)).fetchone()
+    return int(total)
 
 
 @dataclass

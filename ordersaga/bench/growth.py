@@ -4,8 +4,9 @@ Every saga leaves its workflow history behind unless the workflow engine purges 
 (Dapr's `stateRetentionPolicy`; the bench passes its `--retention` to its stack). With purging,
 the stores should level off once the first histories are purged (SQLite reuses the freed pages;
 the files do not shrink), and keep growing only by what stays for good (the orders and their
-timelines on the actors). The row prints, every interval, the orders ended so far and the
-stores' size, then whether the size levelled off: its growth over the last third of the run
+timelines on the actors). The row prints, every interval, the orders ended so far, the
+stores' size and (SQLite) the bytes of the workflow engine's rows, the part retention purges,
+then whether each size levelled off: its growth over the last third of the run
 against its growth over the first third.
 """
 
@@ -25,6 +26,7 @@ from ordersaga.bench.core import (
     print_processes,
     print_step,
     store_bytes,
+    workflow_state_bytes,
 )
 from ordersaga.bench.spread import HotSkus, ZipfSkus
 
@@ -38,6 +40,7 @@ class Sample:
     ended: int  # orders of the run that ended so far
     store: int  # store_bytes: SQLite files with their WAL, or the PostgreSQL databases
     db_files: int | None  # SQLite's main files only (None for PostgreSQL)
+    workflows: int | None = None  # the workflow engine's rows, what retention purges (SQLite only)
 
 
 def interpolate(points: list[tuple[float, float]], t: float) -> float:
@@ -87,8 +90,9 @@ def sample_line(sample: Sample, previous: Sample, in_flight: int) -> str:
     interval = sample.elapsed - previous.elapsed
     rate = (sample.ended - previous.ended) / interval if interval > 0 else 0.0
     files = f" (db files without WAL {_mb(sample.db_files)})" if sample.db_files is not None else ""
+    workflows = f", workflow rows {_mb(sample.workflows)}" if sample.workflows is not None else ""
     return (f"    growth {_clock(sample.elapsed)}: {sample.ended} ended, {in_flight} in flight, "
-            f"store {_mb(sample.store)}{files}, last {interval:.0f}s {rate:.1f} sagas/s")
+            f"store {_mb(sample.store)}{files}{workflows}, last {interval:.0f}s {rate:.1f} sagas/s")
 
 
 def summary_lines(samples: list[Sample]) -> list[str]:
@@ -97,6 +101,8 @@ def summary_lines(samples: list[Sample]) -> list[str]:
     series = [("store", [(s.elapsed, s.store) for s in samples])]
     if samples[0].db_files is not None:
         series.append(("db files without WAL", [(s.elapsed, s.db_files) for s in samples]))
+    if samples[0].workflows is not None:
+        series.append(("workflow rows", [(s.elapsed, s.workflows) for s in samples]))
     lines = []
     for name, points in series:
         first, last, verdict = levelling(points)
@@ -129,9 +135,10 @@ async def growth(bench: Bench, rate: float, minutes: float, interval_s: float, s
 
     async def measure(elapsed: float) -> Sample:
         # In a thread: PostgreSQL's size is a query, and the loop must keep placing orders.
-        store, files = await asyncio.gather(asyncio.to_thread(store_bytes, bench.state),
-                                            asyncio.to_thread(db_file_bytes, bench.state))
-        return Sample(elapsed, sum(order_id in bench.done for order_id in ids), store, files)
+        store, files, workflows = await asyncio.gather(asyncio.to_thread(store_bytes, bench.state),
+                                                       asyncio.to_thread(db_file_bytes, bench.state),
+                                                       asyncio.to_thread(workflow_state_bytes, bench.state))
+        return Sample(elapsed, sum(order_id in bench.done for order_id in ids), store, files, workflows)
 
     samples = [await measure(0.0)]
     files = f" (db files without WAL {_mb(samples[0].db_files)})" if samples[0].db_files is not None else ""
