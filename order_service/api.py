@@ -168,7 +168,8 @@ def workflow_version(instance_id: str) -> str:
 
 
 def _valid_id(context, order_id: str) -> str:
-    if not _ID.match(order_id or ""):
+    # fullmatch: with match, the pattern's `$` also matches before a trailing newline.
+    if not _ID.fullmatch(order_id or ""):
         context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                       "order_id: must be 1-64 characters of letters, digits, '.', '_', ':' or '-'")
     return order_id
