@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 
 import pytest
-from hypothesis import HealthCheck, seed, settings
+from hypothesis import HealthCheck, Phase, seed, settings
 
 from tests.conftest import _MEASURED
 
@@ -64,11 +64,12 @@ class Fuzz:
             if not self.long or time.monotonic() >= until:
                 return
 
-    def explore(self, test, examples: int, round_number: int = 0):
+    def explore(self, test, examples: int, round_number: int = 0, shrink: bool = True):
         """`test` (a @given function) as one seeded round of `examples` examples. Network calls
         make examples slow and their timing uneven, so no per-example deadline; a hang is caught
         by the gRPC deadlines the tests set and pytest-timeout."""
-        chosen = settings(max_examples=examples, deadline=None, derandomize=False, print_blob=True,
+        phases = tuple(Phase) if shrink else tuple(p for p in Phase if p != Phase.shrink)
+        chosen = settings(max_examples=examples, deadline=None, derandomize=False, print_blob=True, phases=phases,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
                                                  HealthCheck.data_too_large, HealthCheck.filter_too_much])
         return seed(self.seed + round_number)(chosen(test))()
