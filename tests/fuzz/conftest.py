@@ -54,9 +54,10 @@ class Fuzz:
     def long(self) -> bool:
         return self.minutes > 0
 
-    def rounds(self, share: str):
-        """Round numbers: one in the quick profile, as many as fit in the test's share of a long run."""
-        until = time.monotonic() + self.minutes * 60 * SHARES[share]
+    def rounds(self, share: str, parts: int = 1):
+        """Round numbers: one in the quick profile, as many as fit in the test's share of a long
+        run (`parts`: how many tests split that share)."""
+        until = time.monotonic() + self.minutes * 60 * SHARES[share] / parts
         number = 0
         while True:
             yield number
@@ -64,15 +65,16 @@ class Fuzz:
             if not self.long or time.monotonic() >= until:
                 return
 
-    def explore(self, test, examples: int, round_number: int = 0, shrink: bool = True):
-        """`test` (a @given function) as one seeded round of `examples` examples. Network calls
-        make examples slow and their timing uneven, so no per-example deadline; a hang is caught
-        by the gRPC deadlines the tests set and pytest-timeout."""
+    def explore(self, make_test, examples: int, round_number: int = 0, shrink: bool = True):
+        """One seeded round of `examples` examples of the @given function `make_test()` returns
+        (made anew each round: Hypothesis takes settings and a seed once per function). Network
+        calls make examples slow and their timing uneven, so no per-example deadline; a hang is
+        caught by the gRPC deadlines the tests set and pytest-timeout."""
         phases = tuple(Phase) if shrink else tuple(p for p in Phase if p != Phase.shrink)
         chosen = settings(max_examples=examples, deadline=None, derandomize=False, print_blob=True, phases=phases,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
                                                  HealthCheck.data_too_large, HealthCheck.filter_too_much])
-        return seed(self.seed + round_number)(chosen(test))()
+        return seed(self.seed + round_number)(chosen(make_test()))()
 
 
 @pytest.fixture(scope="session")

@@ -75,6 +75,7 @@ class History:
     faulted: dict[str, int] = field(default_factory=dict)  # service -> operations left
     log: list[str] = field(default_factory=list)
     operations: int = 0
+    counts: dict[str, int] = field(default_factory=dict)  # operations by kind
 
     def __post_init__(self):
         self.rng = random.Random(self.seed)
@@ -104,6 +105,7 @@ class History:
         return violations + self.settle_and_check()
 
     def step(self, operation: str) -> None:
+        self.counts[operation] = self.counts.get(operation, 0) + 1
         getattr(self, f"op_{operation}")()
 
     def note(self, text: str) -> None:

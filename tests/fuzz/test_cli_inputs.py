@@ -16,11 +16,12 @@ import pytest
 from hypothesis import example, given
 
 from order_service.domain import ID_PATTERN
+from ordersaga import cli_orders
 from ordersaga.client import SagaClient
 from tests.helpers.strategies import unique
 from tests.unit.test_cli_inputs import argvs, check_answer, run_cli
 
-EXAMPLES = 60
+EXAMPLES = 150
 
 
 @pytest.fixture()
@@ -41,26 +42,32 @@ def stored(client: SagaClient, order_id: str):
 def test_cli_arguments_on_the_stack(stack, stack_home, fuzz, figures):
     client = SagaClient(stack.state())
 
-    @given(argv=argvs())
-    @example(argv=["place", "--order-id", unique("q"), "--customer", "c", "--item", "apple:99999999999:1.00"])
-    @example(argv=["show", "abc\n"])
-    @figures.counting
-    def cli(argv):
-        if argv[0] == "watch":  # only ids that cannot exist: a watch follows an order until it ends
-            argv = ["watch", f"{unique('absent')}!"]
-        order_id = argv[argv.index("--order-id") + 1] if argv[0] == "place" else ""
-        before = stored(client, order_id) if order_id else None
-        code, out, err = run_cli(argv)
-        check_answer(argv, code, out, err)
-        if order_id and code == 0:
-            after = stored(client, order_id)
-            assert after is not None, f"{argv!r} succeeded but no order {order_id!r} exists"
-        elif order_id:
-            assert stored(client, order_id) == before, f"{argv!r} failed ({err.strip()}) but changed the order"
+    def make():
+        @given(argv=argvs())
+        @example(argv=["place", "--order-id", unique("q"), "--customer", "c", "--item", "apple:99999999999:1.00"])
+        @example(argv=["show", "abc\n"])
+        @figures.counting
+        def cli(argv):
+            if argv[0] == "watch":  # only ids that cannot exist: a watch follows an order until it ends
+                argv = ["watch", f"{unique('absent')}!"]
+            order_id = argv[argv.index("--order-id") + 1] if argv[0] == "place" else ""
+            before = stored(client, order_id) if order_id else None
+            code, out, err = run_cli(argv)
+            check_answer(argv, code, out, err)
+            if order_id and code == 0:
+                typed = [cli_orders.parse_item(argv[n + 1]) for n, word in enumerate(argv[:-1]) if word == "--item"]
+                assert stored(client, order_id) == {
+                    "order_id": order_id, "customer_id": argv[argv.index("--customer") + 1],
+                    "items": [{"sku": i.sku, "quantity": i.quantity, "unit_price_cents": i.unit_price_cents}
+                              for i in typed],
+                }, f"{argv!r} succeeded but the order is not stored as typed"
+            elif order_id:
+                assert stored(client, order_id) == before, f"{argv!r} failed ({err.strip()}) but changed the order"
+        return cli
 
     try:
         for number in fuzz.rounds("cli"):
-            fuzz.explore(cli, EXAMPLES, number)
+            fuzz.explore(make, EXAMPLES, number)
     except BaseException:
         figures.violations += 1
         raise

@@ -9,7 +9,7 @@ import pytest
 from ordersaga.client import SagaClient
 from tests.fuzz.history import History
 
-QUICK_HISTORIES, QUICK_LENGTH = 2, 10
+QUICK_HISTORIES, QUICK_LENGTH = 3, 15
 LONG_LENGTH = 20
 
 
@@ -24,8 +24,8 @@ def test_random_histories(stack, fuzz, figures):
             found = history.run()
             figures.histories += 1
             figures.operations += history.operations
-            print(f"history {history.name}: {history.operations} operations, {len(history.orders)} orders, "
-                  f"{len(found)} violations")
+            print(f"history {history.name}: {history.operations} operations {history.counts}, "
+                  f"{len(history.orders)} orders, {len(found)} violations")
             if found:
                 figures.violations += len(found)
                 failed.append(f"history {history.name} (seed {history.seed}):\n  " + "\n  ".join(found)
