@@ -74,8 +74,10 @@ class OrderApi(pb_grpc.OrderServiceServicer):
     def ListOrders(self, request: pb.ListOrdersRequest, context) -> pb.ListOrdersResponse:
         wanted = request.status.strip().upper()
         if wanted and wanted not in OrderStatus.__members__:
+            # Quote at most the start of it: a status message (a trailer) over 8 KiB makes the
+            # client drop the answer as RESOURCE_EXHAUSTED.
             context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                          f"status: unknown status {request.status!r}; one of {', '.join(OrderStatus)}")
+                          f"status: unknown status {request.status[:64]!r}; one of {', '.join(OrderStatus)}")
         with self._dapr() as client:
             labels = index.read_all(client)
         terminal = wanted and OrderStatus(wanted).terminal

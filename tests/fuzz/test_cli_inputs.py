@@ -80,10 +80,12 @@ def test_cli_arguments_on_the_stack(stack, stack_home, fuzz, figures):
     ["credit", "set", "c", "inf"],
     ["show", "no such order"],
     ["faults", "payment", "--error-rate", "nan"],
-], ids=["huge-quantity", "huge-price", "huge-stock", "infinite-credit", "bad-id", "nan-rate"])
+    ["faults", "payment", "--method", "M" * 10_000, "--error-rate", "1"],  # was echoed: a 10 KB status message
+], ids=["huge-quantity", "huge-price", "huge-stock", "infinite-credit", "bad-id", "nan-rate", "huge-method"])
 def test_the_console_script_reports_errors_without_a_traceback(stack_home, argv):
     run = subprocess.run([sys.executable, "-m", "ordersaga.cli", *argv], capture_output=True, text=True, timeout=60,
                          env={**os.environ, "ORDERSAGA_HOME": str(stack_home)})
     assert run.returncode != 0
     assert run.stderr.startswith("ordersaga: error: "), run.stderr
     assert "Traceback" not in run.stderr + run.stdout
+    assert "RESOURCE_EXHAUSTED" not in run.stderr, "the error was too big to reach the client"
