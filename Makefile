@@ -7,7 +7,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test unit e2e chaos production replay-record soak bench runtime venv up down status protos clean
+.PHONY: demo test unit e2e chaos production replay-record soak fuzz bench runtime venv up down status protos clean
 
 demo: runtime
 	$(PY) -m ordersaga.demo
@@ -37,6 +37,13 @@ replay-record: runtime
 
 soak: runtime
 	$(PY) -m pytest tests/chaos --chaos-soak
+
+# The long fuzz profile (tests/fuzz): generated inputs at every door and random histories with
+# faults and kills, for about FUZZ_MINUTES; FUZZ_SEED=N replays a run (its seed is printed at
+# the end). `make test` runs the quick profile.
+FUZZ_MINUTES ?= 30
+fuzz: runtime
+	$(PY) -m pytest tests/fuzz --fuzz-minutes $(FUZZ_MINUTES) $(if $(FUZZ_SEED),--fuzz-seed $(FUZZ_SEED))
 
 runtime: venv
 	$(VENV)/bin/ordersaga runtime

@@ -38,8 +38,10 @@ class FaultInjector(grpc.ServerInterceptor, faults_pb2_grpc.FaultsServicer):
         known = {m.rsplit("/", 1)[-1] for m in self._methods}
         unknown = sorted(set(request.methods) - known)
         if unknown:
+            # At most the start of a few names: a status message over 8 KiB reaches the client
+            # as RESOURCE_EXHAUSTED instead.
             context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                          f"unknown methods {unknown}; faults apply to {sorted(known)}")
+                          f"unknown methods {[name[:64] for name in unknown[:5]]}; faults apply to {sorted(known)}")
         with self._lock:
             self._settings = faults_pb2.FaultSettings()
             self._settings.CopyFrom(request)

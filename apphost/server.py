@@ -81,12 +81,48 @@ def _refusal(handler):
     return grpc.stream_stream_rpc_method_handler(refuse, handler.request_deserializer, handler.response_serializer)
 
 
+class _Undecodable:
+    def __init__(self, reason: str):
+        self.reason = reason
+
+
+class UndecodableRequestGuard(grpc.ServerInterceptor):
+    """Refuses a request whose bytes are not the method's message (e.g. a string that is not
+    UTF-8, which proto3 forbids) with INVALID_ARGUMENT; gRPC itself answers INTERNAL
+    ("Exception deserializing request!"), which reads as a server fault."""
+
+    def intercept_service(self, continuation, handler_call_details):
+        handler = continuation(handler_call_details)
+        if handler is None or handler.request_deserializer is None or not (handler.unary_unary or handler.unary_stream):
+            return handler
+        parse, method = handler.request_deserializer, handler_call_details.method
+
+        def lenient(data: bytes):
+            try:
+                return parse(data)
+            except Exception as error:  # noqa: BLE001 - protobuf's DecodeError and UnicodeDecodeError
+                return _Undecodable(str(error) or type(error).__name__)
+
+        def guarded(behaviour):
+            def call(request, context):
+                if isinstance(request, _Undecodable):
+                    context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                  f"the request is not a valid message for {method}: {request.reason}")
+                return behaviour(request, context)
+            return call
+
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(guarded(handler.unary_unary), lenient,
+                                                       handler.response_serializer)
+        return grpc.unary_stream_rpc_method_handler(guarded(handler.unary_stream), lenient, handler.response_serializer)
+
+
 def new_app(max_workers: int = 16, interceptors: list[grpc.ServerInterceptor] | None = None) -> App:
     """The app's gRPC server; with APP_API_TOKEN set, only callers that carry it get through."""
     guard = [AppTokenGuard(os.environ["APP_API_TOKEN"])] if os.environ.get("APP_API_TOKEN") else []
     # dapr.ext.grpc.App passes keyword arguments straight to grpc.server().
     return App(thread_pool=futures.ThreadPoolExecutor(max_workers=max_workers),
-               interceptors=guard + list(interceptors or []))
+               interceptors=guard + [UndecodableRequestGuard()] + list(interceptors or []))
 
 
 def run_service(app_id: str, service, servicer, add_to_server, business_methods: list[str]) -> None:

@@ -26,6 +26,7 @@ from order_service import events
 from order_service.actor import ACTOR_TYPE
 from order_service.dapr_clients import dapr_stub, sidecar_channel
 from order_service.decisions import batch_result
+from order_service.domain import CANCELLABLE, OrderStatus
 from order_service.messages import (
     FinishCall,
     Gate,
@@ -226,6 +227,7 @@ async def cancel_shipment(ctx: WorkflowActivityContext, shipment: ShipmentCall) 
 # A gated step found that a cancel was accepted first. Counted as unknown rather than a definite
 # no: an earlier attempt of the same activity may have gone past the gate, so the saga undoes it
 # (an idempotent no-op when nothing happened).
+GATED = CANCELLABLE | {OrderStatus.SHIPPING}  # the statuses a cancel keeps the saga out of
 CANCELLED_FIRST = StepResult(ok=False, unknown=True, reason=CANCELLED, detail="a cancel was accepted first")
 
 
@@ -235,7 +237,7 @@ async def update_order(ctx: WorkflowActivityContext, update: OrderUpdate) -> Gat
     halves are idempotent (entry keys, stable event ids), so a retry repeats them safely; a
     publish that keeps failing raises `EventNotPublished` after the entries are on the actor."""
     gate = await _record(update)
-    if update.event and not gate.cancel_requested:
+    if update.event and not refused(update, gate):
         try:
             await events.publish(update.event)
         except Exception as error:  # noqa: BLE001 - the broker client raises many kinds
@@ -251,6 +253,13 @@ async def finish_order(ctx: WorkflowActivityContext, finish: FinishCall) -> Step
     if committed.ok:
         await update_order(ctx, finish.complete)
     return committed
+
+
+def refused(update: OrderUpdate, gate: Gate) -> bool:
+    """Whether the actor refused the update's status change: once a cancel is accepted it
+    refuses every move into an in-flight status (OrderActor.record_steps), never the unwinding
+    or the ending, whose events (cancelled, failed, needs_attention) must still go out."""
+    return gate.cancel_requested and any(r.status in GATED for r in update.records if r.status)
 
 
 async def _gate_opens(update: OrderUpdate | None) -> bool:

@@ -78,8 +78,10 @@ class OrderApi(pb_grpc.OrderServiceServicer):
     def ListOrders(self, request: pb.ListOrdersRequest, context) -> pb.ListOrdersResponse:
         wanted = request.status.strip().upper()
         if wanted and wanted not in OrderStatus.__members__:
+            # Quote at most the start of it: a status message (a trailer) over 8 KiB makes the
+            # client drop the answer as RESOURCE_EXHAUSTED.
             context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                          f"status: unknown status {request.status!r}; one of {', '.join(OrderStatus)}")
+                          f"status: unknown status {request.status[:64]!r}; one of {', '.join(OrderStatus)}")
         with self._dapr() as client:
             labels = index.read_all(client)
         terminal = wanted and OrderStatus(wanted).terminal
@@ -177,7 +179,8 @@ def workflow_version(instance_id: str) -> str:
 
 
 def _valid_id(context, order_id: str) -> str:
-    if not _ID.match(order_id or ""):
+    # fullmatch: with match, the pattern's `$` also matches before a trailing newline.
+    if not _ID.fullmatch(order_id or ""):
         context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                       "order_id: must be 1-64 characters of letters, digits, '.', '_', ':' or '-'")
     return order_id

@@ -17,6 +17,8 @@ def parse(data: object, model: type[M], prefix: str = "") -> M:
     """`data` as delivered (bytes, text, or already decoded JSON) validated as `model`. The
     ValueError's message names the problem: not JSON, not an object, or the first bad field."""
     if isinstance(data, (bytes, bytearray, str)):
+        if not data.strip():  # also what a CloudEvent with `"data": null` or no data arrives as
+            raise ValueError("data is empty: the event carries no data")
         try:
             data = json.loads(data)
         except (UnicodeDecodeError, json.JSONDecodeError) as error:

@@ -213,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     stock = sub.add_parser("stock", help="stock of a SKU: stock set SKU QTY | stock get SKU [--json]")
     stock.add_argument("action", choices=["set", "get"])
     stock.add_argument("sku", metavar="SKU")
-    stock.add_argument("quantity", metavar="QTY", type=int, nargs="?")
+    stock.add_argument("quantity", metavar="QTY", nargs="?")
     stock.add_argument("--json", action="store_true")
     stock.set_defaults(func=with_client(cli_orders.stock))
 
@@ -245,10 +245,22 @@ def run_bench(argv: list[str]) -> int:
     return bench.main(argv)
 
 
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     # `ordersaga show o-1 | head` closes the pipe early: end quietly, as other CLI tools do.
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     argv = sys.argv[1:] if argv is None else argv
+    # Bytes that are not UTF-8 reach Python as lone surrogates, which no request can carry.
+    unreadable = next((arg for arg in argv if not _is_utf8(arg)), None)
+    if unreadable is not None:
+        return cli_orders.fail(f"argument {unreadable!r} is not valid UTF-8", code=2)
     if argv[:1] == ["bench"]:
         return run_bench(argv[1:])
     args = build_parser().parse_args(argv)

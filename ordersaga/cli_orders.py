@@ -26,14 +26,34 @@ class UsageError(Exception):
     """Bad command-line input: printed to stderr, exit code 2."""
 
 
+# What the APIs' integer fields can carry (quantities are int32, cents int64): a larger number
+# cannot even be put in a request, so it is refused here, naming the bound.
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
+
+
 def cents(text: str, what: str) -> int:
     try:
         value = Decimal(text)
     except InvalidOperation:
         raise UsageError(f"{what} must be a number like 12.50, not {text!r}") from None
-    if value != value.quantize(Decimal("0.01")) or not value.is_finite():
+    if not value.is_finite():  # inf, nan: also what quantize below cannot take
+        raise UsageError(f"{what} must be a number like 12.50, not {text!r}")
+    if abs(value) * 100 > INT64_MAX:
+        raise UsageError(f"{what} is out of range: at most {INT64_MAX // 100}.{INT64_MAX % 100:02d}, not {text!r}")
+    if value != value.quantize(Decimal("0.01")):
         raise UsageError(f"{what} has more than two decimals: {text!r}")
     return int(value * 100)
+
+
+def whole(text: str, what: str, most: int = INT32_MAX) -> int:
+    """A whole number >= 0 in ASCII digits (str.isdigit also takes '²', which int() refuses)."""
+    if not (text.isascii() and text.isdigit()):
+        raise UsageError(f"{what} must be a whole number, not {text!r}")
+    value = int(text)
+    if value > most:
+        raise UsageError(f"{what} is out of range: at most {most}, not {text}")
+    return value
 
 
 def units(value_cents: int) -> float:
@@ -45,9 +65,8 @@ def parse_item(text: str) -> pb.LineItem:
     if len(parts) != 3:
         raise UsageError(f"--item must be SKU:QTY:UNIT_PRICE (e.g. apple:2:1.50), not {text!r}")
     sku, quantity, price = parts
-    if not quantity.isdigit():
-        raise UsageError(f"--item {text!r}: quantity must be a whole number")
-    return pb.LineItem(sku=sku, quantity=int(quantity), unit_price_cents=cents(price, f"--item {text!r}: price"))
+    return pb.LineItem(sku=sku, quantity=whole(quantity, f"--item {text!r}: quantity"),
+                       unit_price_cents=cents(price, f"--item {text!r}: price"))
 
 
 # ---- orders ---------------------------------------------------------------------------------
@@ -168,9 +187,9 @@ def print_order(order: pb.Order) -> None:
 
 def stock(client: SagaClient, args) -> int:
     if args.action == "set":
-        if args.quantity is None or args.quantity < 0:
+        if args.quantity is None:
             raise UsageError("stock set needs SKU and a quantity >= 0")
-        level = client.set_stock(args.sku, args.quantity)
+        level = client.set_stock(args.sku, whole(args.quantity, "QTY"))
     else:
         level = client.get_stock(args.sku)
     data = {"sku": level.sku or args.sku, "on_hand": level.on_hand, "reserved": level.reserved,

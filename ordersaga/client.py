@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 
@@ -110,10 +111,13 @@ class SagaClient:
     # ---- approvals (a CloudEvent published through any sidecar) ----------------------------
 
     def publish(self, topic: str, data: bytes, content_type: str = "application/json",
-                via: str = "inventory-service") -> None:
+                via: str = "inventory-service", metadata: dict[str, str] | None = None) -> None:
+        """`metadata`: Dapr's publish metadata, e.g. {"cloudevent.id": ...} or {"rawPayload": "true"}."""
         port = self._ports(via).dapr_http
+        query = urllib.parse.urlencode({f"metadata.{key}": value for key, value in (metadata or {}).items()})
         request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/v1.0/publish/{PUBSUB}/{topic}", data=data, method="POST"
+            f"http://127.0.0.1:{port}/v1.0/publish/{PUBSUB}/{topic}{'?' + query if query else ''}", data=data,
+            method="POST"
         )
         request.add_header("Content-Type", content_type)
         request.add_header("dapr-api-token", self.state.api_token)

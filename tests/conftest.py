@@ -50,6 +50,10 @@ def measured(request):
 def pytest_addoption(parser):
     parser.addoption("--chaos-soak", action="store_true",
                      help="chaos: several rounds of every kill, with more orders in flight (long)")
+    parser.addoption("--fuzz-minutes", type=float, default=0.0,
+                     help="fuzz: run the long profile of tests/fuzz for about this many minutes (0: the quick one)")
+    parser.addoption("--fuzz-seed", type=int, default=None,
+                     help="fuzz: the seed to replay (printed at the end of every run); default: a new one")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -58,6 +62,8 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.e2e)
         if "/chaos/" in str(item.fspath):
             item.add_marker(pytest.mark.chaos)
+        if "/fuzz/" in str(item.fspath):
+            item.add_marker(pytest.mark.fuzz)
 
 
 # ---- the real stacks, shared by the e2e, chaos and production tests ---------------------------

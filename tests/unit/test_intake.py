@@ -47,6 +47,7 @@ def test_a_valid_request_is_placed_through_the_actor_like_place_order():
 
 @pytest.mark.parametrize("data, says", [
     (b"not json", "data is not JSON"),
+    (b"", "data is empty"),  # found by tests/fuzz/test_event_inputs.py: a structured event with "data": null
     (json.dumps([1]).encode(), "JSON object"),
     (json.dumps({**ORDER, "items": []}).encode(), "INVALID_ARGUMENT: items"),
     (json.dumps({**ORDER, "order_id": "has space"}).encode(), "INVALID_ARGUMENT: order_id"),

@@ -308,3 +308,21 @@ def test_a_retry_that_still_fails_needs_attention_again_with_only_what_is_still_
     assert [c.step for c in left.calls] == ["undo ship"]
     assert left.ending == plan.unfinished.ending
     assert ctx.published() == ["needs_attention"]
+
+
+def test_the_ending_of_a_cancelled_order_is_published():
+    """Found by tests/fuzz/test_histories.py: once a cancel was accepted, update_order published
+    no event at all, so no CANCELLED order ever announced `cancelled` on order-events."""
+    from order_service.activities import refused
+    from order_service.messages import Gate, LifecycleEvent, OrderUpdate, StepRecord
+
+    def update(status: str, event_type: str) -> OrderUpdate:
+        return OrderUpdate(order_id="o", records=[StepRecord(order_id="o", step="s", outcome="x", status=status)],
+                           event=LifecycleEvent(order_id="o", type=event_type, status=status))
+
+    cancelled = Gate(cancel_requested=True)
+    assert not refused(update("CANCELLED", "cancelled"), cancelled)
+    assert not refused(update("FAILED", "failed"), cancelled)
+    assert refused(update("RESERVING", "placed"), cancelled)  # the actor refused the move
+    assert refused(update("AWAITING_APPROVAL", "approval_requested"), cancelled)
+    assert not refused(update("RESERVING", "placed"), Gate())
