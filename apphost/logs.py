@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from apphost.observability import current_trace_id
 
 # A value runs up to the next ` key=` (values such as `step=cancel shipment` hold spaces).
-_PAIR = re.compile(r"(?:^|(?<=\s))([a-z_]+)=(.*?)(?=\s+[a-z_]+=|$)")
+_PAIR = re.compile(r"(?:^|(?<=\s))([a-z_]+)=(.*?)(?=\s+[a-z_]+=|$)", re.DOTALL)
 _RENAMED = {"order": "order_id"}
 _TOP_LEVEL = ("order_id", "step", "attempt", "outcome")
 # Attributes every LogRecord has: anything else on a record came with `extra=`.
