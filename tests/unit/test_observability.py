@@ -241,3 +241,28 @@ def test_top_refuses_a_stack_without_observe(tmp_path):
         top.run(tmp_path, once=True, out=io.StringIO())
     with pytest.raises(StackError, match="no stack is running"):
         top.run(tmp_path / "elsewhere", once=True, out=io.StringIO())
+
+
+# ---- order metrics -------------------------------------------------------------------------------
+
+def test_status_changes_count_an_order_once_where_it_ends():
+    from prometheus_client import REGISTRY
+
+    from order_service.domain import OrderStatus
+    from order_service.metrics import IN_FLIGHT
+
+    def value(name, **labels):
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    before = (value("ordersaga_orders_placed_total"),
+              value("ordersaga_orders_finished_total", status="FAILED", reason="OUT_OF_STOCK"),
+              value("ordersaga_approvals_waiting"))
+    IN_FLIGHT.note("m-1", None, OrderStatus.PLACED, "")
+    IN_FLIGHT.note("m-1", OrderStatus.PLACED, OrderStatus.AWAITING_APPROVAL, "")
+    assert value("ordersaga_approvals_waiting") == before[2] + 1
+    assert value("ordersaga_orders_in_flight", status="AWAITING_APPROVAL") >= 1
+    IN_FLIGHT.note("m-1", OrderStatus.AWAITING_APPROVAL, OrderStatus.FAILED, "OUT_OF_STOCK")
+    IN_FLIGHT.note("m-1", OrderStatus.FAILED, OrderStatus.FAILED, "OUT_OF_STOCK")  # a later timeline entry
+    assert value("ordersaga_orders_placed_total") == before[0] + 1
+    assert value("ordersaga_orders_finished_total", status="FAILED", reason="OUT_OF_STOCK") == before[1] + 1
+    assert value("ordersaga_approvals_waiting") == before[2]
