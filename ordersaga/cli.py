@@ -144,6 +144,13 @@ def cmd_runtime(args: argparse.Namespace) -> int:
     for name in args.profile or []:
         profile_named(name).prepare(_info)
         print(f"profile {name}: ready")
+    if args.observe:
+        from ordersaga.stack import zipkin
+
+        try:
+            print(f"--observe: Zipkin {zipkin.ZIPKIN_VERSION} in {zipkin.ensure_zipkin(_info)}")
+        except zipkin.ZipkinUnavailable as error:
+            raise StackError(str(error)) from None
     return 0
 
 
@@ -187,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     runtime = sub.add_parser("runtime", help="find or build daprd, placement and scheduler 1.18; with --profile, "
                                              "also what that profile runs on (installs PostgreSQL, fetches Kafka)")
     runtime.add_argument("--profile", choices=PROFILES, action="append")
+    runtime.add_argument("--observe", action="store_true", help="also fetch what `up --observe` runs (Zipkin)")
     runtime.set_defaults(func=cmd_runtime)
 
     place = sub.add_parser("place", help="place an order")

@@ -151,8 +151,11 @@ def frame(first: Snapshot, last: Snapshot, title: str = "") -> str:
     lines.append("dead letters   " + ("  ".join(f"{s} {n:.0f}" for s, n in sorted(dead.items())) or "0"))
     refused = last.by("ordersaga_requests_refused_total", "code")
     lines.append("refused        " + ("  ".join(f"{c} {n:.0f}" for c, n in sorted(refused.items())) or "0"))
-    wf = last.total("dapr_runtime_workflow_execution_count")
-    activities = last.total("dapr_runtime_workflow_activity_execution_count")
+    # Dapr's counters, with or without the `_total` suffix newer exporters add.
+    wf = sum(last.total(n) for n in ("dapr_runtime_workflow_execution_count",
+                                     "dapr_runtime_workflow_execution_count_total"))
+    activities = sum(last.total(n) for n in ("dapr_runtime_workflow_activity_execution_count",
+                                             "dapr_runtime_workflow_activity_execution_count_total"))
     lines.append(f"dapr           workflow executions {wf:.0f}  activity executions {activities:.0f}")
     if last.down:
         lines.append(f"no answer from: {', '.join(last.down)}")
