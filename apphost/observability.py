@@ -7,10 +7,11 @@ Without them nothing is served or exported: the metric objects still count (a fe
 additions), and spans are never recorded (OpenTelemetry's default no-op provider).
 
 Trace context travels as W3C `traceparent`, the header daprd reads and forwards on every gRPC
-and HTTP call, so a call through a sidecar links to the span of the caller and the callee's
-span to daprd's. Only spans with a sampled parent are recorded (`ParentBased(ALWAYS_OFF)`):
-the SDK's own gRPC polling and the health checks never start traces of their own; every trace
-starts at a client's call through a sidecar (daprd samples it, the Configuration says 1).
+and HTTP call, so a call through a sidecar links to the span of the caller. A span is recorded
+when its parent was, or when it is marked as a trace root (`ROOT`): an API call that changes
+something (PlaceOrder, CancelOrder...) without a `traceparent` from its client starts the
+order's trace. Nothing else starts one: not the SDK's own gRPC polling, the health checks, or a
+client polling GetOrder.
 """
 
 from __future__ import annotations
@@ -23,12 +24,27 @@ import time
 import grpc
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
+from opentelemetry.sdk.trace.sampling import Decision, ParentBased, Sampler, SamplingResult
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from prometheus_client import Counter, Histogram
 
 log = logging.getLogger("apphost.observability")
 TRACER_NAME = "ordersaga"
 ORDER_ID = "order.id"  # the span attribute (a Zipkin tag) that finds an order's trace
+ROOT = "ordersaga.trace_root"  # a span attribute: this span may start a trace
+
+
+class MarkedRoots(Sampler):
+    """Spans without a parent: recorded only when marked with the `ROOT` attribute."""
+
+    def should_sample(self, parent_context, trace_id, name, kind=None, attributes=None, links=None,
+                      trace_state=None) -> SamplingResult:
+        if (attributes or {}).get(ROOT):
+            return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes)
+        return SamplingResult(Decision.DROP)
+
+    def get_description(self) -> str:
+        return "MarkedRoots"
 
 _provider = None  # the SDK TracerProvider once tracing is on, flushed at shutdown
 
@@ -66,9 +82,9 @@ def _start_tracing(app_id: str, endpoint: str) -> None:
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
-    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
 
-    _provider = TracerProvider(resource=Resource.create({"service.name": app_id}), sampler=ParentBased(ALWAYS_OFF))
+    _provider = TracerProvider(resource=Resource.create({"service.name": app_id}),
+                               sampler=ParentBased(root=MarkedRoots()))
     # Short delay: a test (or a person) looks for an order's trace seconds after it ended.
     _provider.add_span_processor(BatchSpanProcessor(ZipkinExporter(endpoint=endpoint), schedule_delay_millis=500))
     trace.set_tracer_provider(_provider)
@@ -92,6 +108,12 @@ def current_traceparent() -> str:
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
     return carrier.get("traceparent", "")
+
+
+def trace_carrier() -> dict[str, str]:
+    """The current span's `traceparent` as a map (empty without one)."""
+    parent = current_traceparent()
+    return {"traceparent": parent} if parent else {}
 
 
 def trace_metadata() -> tuple:
@@ -166,16 +188,20 @@ class ObservedCalls(grpc.ServerInterceptor):
         metadata = dict(handler_call_details.invocation_metadata or ())
         parent = metadata.get("traceparent")
         short = method.rsplit("/", 1)[-1]
-        # Reads (a client polling GetOrder) are traced, but not tagged with the order: the tag
-        # finds the trace of the order's own work, one per order.
+        # Reads (a client polling GetOrder) are traced only in their caller's trace, and not
+        # tagged with the order: the tag finds the trace of the order's own work, one per order.
+        # Pub/sub deliveries come with the publisher's context; the rest may start a trace.
         tag_order = not short.startswith(_READS)
+        attributes = {"rpc.method": short}
+        if tag_order and not method.startswith("/dapr.proto."):
+            attributes[ROOT] = True
 
         def observed(request, context):
             started = time.monotonic()
             code = "OK"
             ctx = context_from(parent) or otel_context.Context()  # never a thread's leftover span
             with tracer().start_as_current_span(method.lstrip("/"), context=ctx, kind=SpanKind.SERVER,
-                                                attributes={"rpc.method": short}) as current:
+                                                attributes=attributes) as current:
                 order_id = order_id_of(request) if tag_order else ""
                 if order_id and current.is_recording():
                     current.set_attribute(ORDER_ID, order_id)

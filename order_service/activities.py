@@ -21,6 +21,7 @@ import grpc
 from dapr.ext.workflow import WorkflowActivityContext
 from dapr.proto import api_v1
 
+from apphost.observability import trace_carrier
 from inventory_service import inventory_pb2, inventory_pb2_grpc
 from order_service import events, metrics
 from order_service.actor import ACTOR_TYPE
@@ -271,7 +272,8 @@ async def _record(update: OrderUpdate) -> Gate:
     body = json.dumps({"records": [r.model_dump(mode="json") for r in update.records],
                        "unfinished": update.unfinished.model_dump(mode="json") if update.unfinished else None}).encode()
     reply = await dapr_stub().InvokeActor(
-        api_v1.InvokeActorRequest(actor_type=ACTOR_TYPE, actor_id=update.order_id, method="record_steps", data=body),
+        api_v1.InvokeActorRequest(actor_type=ACTOR_TYPE, actor_id=update.order_id, method="record_steps", data=body,
+                                  metadata=trace_carrier()),  # daprd hands the actor this map, not gRPC's
         metadata=sidecar_metadata(), timeout=30)
     return Gate.model_validate_json(reply.data)
 

@@ -41,7 +41,8 @@ def incoming_traceparent() -> str:
 class TracedActorHost(ActorGrpcHost):
     async def _on_invoke(self, session, request) -> None:
         # Each invocation runs in a task of its own, so the variable is this call's alone.
-        _incoming_traceparent.set(request.metadata.get("traceparent", ""))
+        # From the HTTP actor API the header comes as Go spells it (`Traceparent`).
+        _incoming_traceparent.set(next((v for k, v in request.metadata.items() if k.lower() == "traceparent"), ""))
         await super()._on_invoke(session, request)
 
 

@@ -293,7 +293,9 @@ class Stack:
             kind="telemetry",
         )]
         if not (project_root() / "ordersaga" / "console" / "__main__.py").is_file():
-            self.log("  (no web console in this checkout: ordersaga/console is missing; skipped)")
+            if not getattr(self, "_console_missing_said", False):
+                self._console_missing_said = True
+                self.log("  (no web console in this checkout: ordersaga/console is missing; skipped)")
             return specs
         specs.append(ProcessSpec(
             name="console",
@@ -327,7 +329,8 @@ class Stack:
         zipkin_endpoint = zipkin.spans_endpoint(HOST, state.ports.zipkin) if state.observe else None
         if state.observe:  # read by apphost.observability: no metrics server, no tracer otherwise
             app_env.update(ORDERSAGA_METRICS_PORT=str(ap.app_metrics), ORDERSAGA_ZIPKIN_ENDPOINT=zipkin_endpoint)
-        metrics_flags = ["--enable-metrics", f"--metrics-port={ap.dapr_metrics}"] if state.observe else \
+        metrics_flags = ["--enable-metrics", f"--metrics-port={ap.dapr_metrics}", f"--metrics-listen-address={HOST}"] \
+            if state.observe else \
             ["--enable-metrics=false"]
         sidecar_argv = [
             str(dapr.daprd),
