@@ -17,6 +17,7 @@ import grpc
 import pytest
 
 from order_service import orders_pb2 as pb
+from order_service.topics import APPROVALS_TOPIC
 from ordersaga.client import SagaClient
 
 LARGE = 150_000  # cents: above the tests' approval threshold (1000.00)
@@ -78,6 +79,12 @@ def observed(observe_stack):
     with pytest.raises(grpc.RpcError) as refused:  # counted as a refused request
         saga.orders().PlaceOrder(pb.PlaceOrderRequest(order_id="bad id!", customer_id=customer), timeout=30)
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    # Out of stock: the held payment is voided (a compensation), the order FAILED.
+    saga.orders().PlaceOrder(pb.PlaceOrderRequest(
+        order_id=f"{order_id}-short", customer_id=customer,
+        items=[pb.LineItem(sku=f"{sku}-none", quantity=1, unit_price_cents=100)]), timeout=30)
+    saga.wait_for_status(f"{order_id}-short", "FAILED")
+    saga.publish(APPROVALS_TOPIC, b'{"decision": "maybe"}')  # malformed: a dead letter
     return {"saga": saga, "order_id": order_id, "status": observe_stack.status()}
 
 
@@ -124,9 +131,14 @@ def test_metrics_on_every_app_and_sidecar_after_the_orders(observed, measured):
                  "ordersaga_orders_placed_total",
                  'ordersaga_orders_in_flight{status="AWAITING_APPROVAL"}',
                  "ordersaga_approvals_waiting",
-                 "# TYPE ordersaga_compensations_total counter",
-                 "# TYPE ordersaga_dead_letters_total counter"):
+                 'ordersaga_orders_finished_total{reason="OUT_OF_STOCK",status="FAILED"} 1.0',
+                 'ordersaga_compensations_total{outcome="ok",step="void"} 1.0'):
         assert line in order_text, line
+    deadline = time.monotonic() + 15  # the malformed approval is delivered asynchronously
+    while 'ordersaga_dead_letters_total{reason="MALFORMED",subscription="approvals"}' not in order_text:
+        assert time.monotonic() < deadline, "no dead letter counted"
+        time.sleep(0.5)
+        order_text = _get(metrics["order-service"]).decode()
     assert any(line.startswith("ordersaga_orders_finished_total{") and not line.endswith(" 0.0")
                for line in order_text.splitlines())
     inventory_text = _get(metrics["inventory-service"]).decode()
