@@ -266,3 +266,25 @@ def test_status_changes_count_an_order_once_where_it_ends():
     assert value("ordersaga_orders_placed_total") == before[0] + 1
     assert value("ordersaga_orders_finished_total", status="FAILED", reason="OUT_OF_STOCK") == before[1] + 1
     assert value("ordersaga_approvals_waiting") == before[2]
+
+
+def test_top_refreshes_until_ctrl_c(tmp_path, monkeypatch):
+    state = StackState(tmp_path, Ports.allocate(1), observe=True)
+    state.processes["nats"] = ProcessRecord("nats", 1, 1, "", "broker")
+    state.save()
+    snapshots = iter([top.Snapshot(at=0.0, values=top.parse(APP_METRICS)),
+                      top.Snapshot(at=2.0, values=top.parse(APP_METRICS, top.parse(APP_METRICS)))])
+    monkeypatch.setattr(top, "scrape", lambda endpoints: next(snapshots))
+    sleeps = []
+
+    def sleep(seconds):
+        sleeps.append(seconds)
+        if len(sleeps) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(top.time, "sleep", sleep)
+    out = io.StringIO()
+    assert top.run(tmp_path, interval=1.5, out=out) == 0
+    frames = out.getvalue().split("ordersaga top: ")[1:]
+    assert len(frames) == 2 and sleeps == [1.5, 1.5]
+    assert "(8 endpoints)" in frames[0] and "since start" in frames[0] and "sagas/s   5.00" in frames[1]
