@@ -13,9 +13,10 @@ demo: runtime
 	$(PY) -m ordersaga.demo
 
 # The tests run both profiles: the production one needs PostgreSQL (installed when missing and
-# possible), Java 17+ and Maven (the Kafka broker's jars are fetched once).
+# possible), Java 17+ and Maven (the Kafka broker's jars are fetched once); the observability
+# tests need Zipkin's server jar (fetched once, Java 17+ too).
 test: runtime
-	$(VENV)/bin/ordersaga runtime --profile production
+	$(VENV)/bin/ordersaga runtime --profile production --observe
 	$(PY) -m pytest
 
 unit: venv

@@ -25,7 +25,7 @@ from dapr.ext.grpc import App
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from apphost import faults_pb2_grpc
+from apphost import faults_pb2_grpc, logs, observability
 from apphost.faults import SERVICE_NAME as FAULTS_SERVICE
 from apphost.faults import FaultInjector, methods_of
 
@@ -35,14 +35,8 @@ log = logging.getLogger("apphost.server")
 
 
 def configure_logging(app_id: str) -> None:
-    """One line per event, with time, app and logger: what a person reads in the run dir's logs."""
-    logging.basicConfig(
-        level=os.environ.get("ORDERSAGA_LOG_LEVEL", "INFO"),
-        format=f"%(asctime)s %(levelname)-5s {app_id} %(name)s: %(message)s",
-    )
-    # The Dapr SDK and gRPC are chatty at INFO about internals a reader does not need.
-    for noisy in ("durabletask-worker", "durabletask-client", "WorkflowRuntime", "dapr.actor"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    """One line per event, with time, app and logger: text for people, or JSON (apphost.logs)."""
+    logs.configure(app_id)
 
 
 # Open without the app token: health probes, and the subscription list, which daprd 1.18.3
@@ -120,9 +114,11 @@ class UndecodableRequestGuard(grpc.ServerInterceptor):
 def new_app(max_workers: int = 16, interceptors: list[grpc.ServerInterceptor] | None = None) -> App:
     """The app's gRPC server; with APP_API_TOKEN set, only callers that carry it get through."""
     guard = [AppTokenGuard(os.environ["APP_API_TOKEN"])] if os.environ.get("APP_API_TOKEN") else []
+    # Outermost, so refusals of the others count too; only in an observed stack (`up --observe`).
+    observed = [observability.ObservedCalls()] if observability.enabled() else []
     # dapr.ext.grpc.App passes keyword arguments straight to grpc.server().
     return App(thread_pool=futures.ThreadPoolExecutor(max_workers=max_workers),
-               interceptors=guard + [UndecodableRequestGuard()] + list(interceptors or []))
+               interceptors=observed + guard + [UndecodableRequestGuard()] + list(interceptors or []))
 
 
 def run_service(app_id: str, service, servicer, add_to_server, business_methods: list[str]) -> None:
@@ -139,7 +135,11 @@ def run(app_id: str, app: App, service_names: list[str], startup: Startup | None
     """Serve `app` until SIGTERM/SIGINT. `service_names` are the full names of the app's own
     gRPC services, advertised through server reflection next to the health service."""
     configure_logging(app_id)
-    asyncio.run(_serve(app_id, app, service_names, startup))
+    observability.setup(app_id)
+    try:
+        asyncio.run(_serve(app_id, app, service_names, startup))
+    finally:
+        observability.shutdown()  # the last spans reach Zipkin
 
 
 async def _serve(app_id: str, app: App, service_names: list[str], startup: Startup | None) -> None:

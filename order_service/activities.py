@@ -15,16 +15,17 @@ import asyncio
 import collections
 import json
 import logging
-import os
+import time
 
 import grpc
 from dapr.ext.workflow import WorkflowActivityContext
 from dapr.proto import api_v1
 
+from apphost.observability import trace_carrier
 from inventory_service import inventory_pb2, inventory_pb2_grpc
-from order_service import events
+from order_service import events, metrics
 from order_service.actor import ACTOR_TYPE
-from order_service.dapr_clients import dapr_stub, sidecar_channel
+from order_service.dapr_clients import dapr_stub, sidecar_channel, sidecar_metadata
 from order_service.decisions import batch_result
 from order_service.domain import CANCELLABLE, OrderStatus
 from order_service.messages import (
@@ -48,26 +49,34 @@ _attempts: collections.Counter[str] = collections.Counter()  # per idempotency k
 
 
 def _to(app_id: str, deadline_s: float) -> dict:
-    return {"metadata": (("dapr-app-id", app_id),) + _token(), "timeout": deadline_s}
+    # The activity's span (the workflow SDK opens one) rides along as `traceparent`.
+    return {"metadata": (("dapr-app-id", app_id),) + sidecar_metadata(), "timeout": deadline_s}
 
 
-def _logged(order_id: str, step: str, key: str, result: StepResult) -> StepResult:
+def _logged(order_id: str, step: str, key: str, result: StepResult, metric_step: str, started: float) -> StepResult:
     _attempts[key] += 1
+    outcome = "ok" if result.ok else result.reason or "FAILED"
+    metrics.observe_step(metric_step, outcome, time.monotonic() - started)
     log.info("order=%s step=%s attempt=%d outcome=%s%s", order_id, step, _attempts[key],
-             "ok" if result.ok else result.reason, f" detail={result.detail}" if result.detail else "")
+             outcome, f" detail={result.detail}" if result.detail else "")
     return result
 
 
-async def _guarded(order_id: str, step: str, key: str, call):
+async def _guarded(order_id: str, step: str, key: str, call, metric_step: str = ""):
     """Log a technical failure with its attempt number, then let it raise (the saga retries).
-    A call past its deadline is not retried: it may have happened, so it is an unknown outcome."""
+    A call past its deadline is not retried: it may have happened, so it is an unknown outcome.
+    Each attempt's time goes to the step latency metric under `metric_step` (default: `step`)."""
+    metric_step = metric_step or step
+    started = time.monotonic()
     try:
-        return _logged(order_id, step, key, await call)
+        return _logged(order_id, step, key, await call, metric_step, started)
     except grpc.RpcError as error:
         if error.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
             return _logged(order_id, step, key, StepResult(ok=False, unknown=True, reason="TIMEOUT",
-                                                           detail="no answer within the step timeout"))
+                                                           detail="no answer within the step timeout"),
+                           metric_step, started)
         _attempts[key] += 1
+        metrics.observe_step(metric_step, "error", time.monotonic() - started)
         log.warning("order=%s step=%s attempt=%d outcome=error detail=%s", order_id, step, _attempts[key],
                     f"{error.code().name}: {error.details()}")
         raise
@@ -108,7 +117,7 @@ async def _each_line(batch: StockBatch, verb: str, key_suffix: str, call) -> Ste
     """Call inventory for every line at once. A technical failure of any line fails the whole
     activity, and the retry repeats every line: safe, each call is idempotent by its key."""
     parts = await asyncio.gather(*(
-        _guarded(line.order_id, f"{verb} {line.sku}", line.idempotency_key + key_suffix, call(line))
+        _guarded(line.order_id, f"{verb} {line.sku}", line.idempotency_key + key_suffix, call(line), verb)
         for line in batch.lines))
     return batch_result([part.model_copy(update={"name": line.sku}) for line, part in zip(batch.lines, parts)])
 
@@ -272,18 +281,14 @@ async def _record(update: OrderUpdate) -> Gate:
     body = json.dumps({"records": [r.model_dump(mode="json") for r in update.records],
                        "unfinished": update.unfinished.model_dump(mode="json") if update.unfinished else None}).encode()
     reply = await dapr_stub().InvokeActor(
-        api_v1.InvokeActorRequest(actor_type=ACTOR_TYPE, actor_id=update.order_id, method="record_steps", data=body),
-        metadata=_token(), timeout=30)
+        api_v1.InvokeActorRequest(actor_type=ACTOR_TYPE, actor_id=update.order_id, method="record_steps", data=body,
+                                  metadata=trace_carrier()),  # daprd hands the actor this map, not gRPC's
+        metadata=sidecar_metadata(), timeout=30)
     return Gate.model_validate_json(reply.data)
 
 
 class EventNotPublished(Exception):
     """The entries are recorded but the event did not reach the broker (the saga notes it)."""
-
-
-def _token() -> tuple:
-    token = os.environ.get("DAPR_API_TOKEN")
-    return (("dapr-api-token", token),) if token else ()
 
 
 # Registered under these names: renaming a Python function must never break replay.

@@ -10,6 +10,7 @@ only while the order has not entered SHIPPING, and once accepted the saga may no
 
 from __future__ import annotations
 
+import functools
 import logging
 from datetime import datetime, timedelta, timezone
 
@@ -17,7 +18,9 @@ from dapr.actor import Actor, ActorInterface, Remindable, actormethod
 from dapr.ext.workflow.aio import DaprWorkflowClient
 from pydantic import ValidationError
 
-from order_service import admission, events, index
+from apphost import observability
+from order_service import admission, events, index, metrics
+from order_service.actor_host import incoming_traceparent
 from order_service.dapr_clients import dapr_client
 from order_service.decisions import needs_approval
 from order_service.domain import (
@@ -36,6 +39,7 @@ from order_service.messages import LifecycleEvent, RetryInput, SagaInput
 from order_service.retry_saga import RETRY_SAGA_NAME
 from order_service.saga import APPROVAL_EVENT, CANCEL_EVENT, SAGA_NAME
 from order_service.settings import Settings
+from order_service.traced_workflows import schedule_workflow
 
 ACTOR_TYPE = "OrderActor"
 STATE_KEY = "order"
@@ -99,7 +103,27 @@ class OrderActorInterface(ActorInterface):
     async def note_stalled(self, data: dict) -> dict: ...
 
 
+def traced(method):
+    """A span for an actor method, in the order's own trace: the caller's span is the parent
+    when it belongs to that trace (the API placing it, an activity recording a step), else the
+    order's stored traceparent is, with a link to the caller (an approval event, a cancel)."""
+    name = f"{ACTOR_TYPE}.{method.__name__}"
+
+    @functools.wraps(method)
+    async def with_span(self, *args):
+        incoming = incoming_traceparent()
+        order = await self._load()  # the state manager caches it for the method itself
+        stored = order.trace_parent if order else ""
+        joins = not stored or observability.trace_id_of(stored) == observability.trace_id_of(incoming)
+        with observability.span(name, parent=incoming if joins else stored, link=None if joins else incoming,
+                                order_id=self.id.id):
+            return await method(self, *args)
+
+    return with_span
+
+
 class OrderActor(Actor, OrderActorInterface, Remindable):
+    @traced
     async def place(self, data: dict) -> dict:
         try:
             request = OrderRequest.model_validate(data)
@@ -119,6 +143,7 @@ class OrderActor(Actor, OrderActorInterface, Remindable):
             request=request,
             saga_instance_id=saga_instance_id(request.order_id),
             timeline=[TimelineEntry(at=now_iso(), step="place", outcome="PLACED", key="place")],
+            trace_parent=observability.current_traceparent(),
         )
         await self._save(order)
         await self._start_saga(order)  # new: no saga can exist yet, so no need to look first
@@ -132,6 +157,7 @@ class OrderActor(Actor, OrderActorInterface, Remindable):
         order = await self._load()
         return order.model_dump(mode="json") if order else None
 
+    @traced
     async def cancel(self, data: dict) -> dict:
         order = await self._require()
         reason = str((data or {}).get("reason") or "cancelled by request")[:200]
@@ -148,6 +174,7 @@ class OrderActor(Actor, OrderActorInterface, Remindable):
         log.info("order=%s step=cancel outcome=REQUESTED detail=%s", order.order_id, reason)
         return order.model_dump(mode="json")
 
+    @traced
     async def decide(self, data: dict) -> dict:
         """An approval decision. The first one wins: a repeat of it is a no-op, and so is a
         contrary one while the saga has not acted yet.
@@ -177,6 +204,7 @@ class OrderActor(Actor, OrderActorInterface, Remindable):
         await self._save(order)
         return {"outcome": "accepted", "decision": decision}
 
+    @traced
     async def record_steps(self, data: dict) -> dict:
         """Append timeline entries, each once per key, in one turn and one state write; an
         entry with a `status` moves the order's status (and reason) with it.
@@ -213,6 +241,7 @@ class OrderActor(Actor, OrderActorInterface, Remindable):
             await self._note_in_index(order)
         return {"cancel_requested": order.cancel_requested}
 
+    @traced
     async def retry(self, data: dict) -> dict:
         """RetryOrder: run again what the saga left unfinished, in a workflow of its own, and end
         the order as the saga would have. Only for NEEDS_ATTENTION; a repeat while the retry runs
@@ -239,6 +268,7 @@ class OrderActor(Actor, OrderActorInterface, Remindable):
         log.info("order=%s step=retry outcome=REQUESTED attempt=%d by=%s", order.order_id, order.retries, by)
         return order.model_dump(mode="json")
 
+    @traced
     async def close(self, data: dict) -> dict:
         """CloseOrder: a person did by hand what the saga left unfinished; the order ends as the
         saga would have ended it, and the timeline says who closed it and why. Only for
@@ -319,15 +349,14 @@ class OrderActor(Actor, OrderActorInterface, Remindable):
             approval_timeout_s=_settings.approval_timeout_s,
             step_timeout_s=_settings.step_timeout_s,
         )
-        await workflow_client().schedule_new_workflow(
-            SAGA_NAME, input=saga_input.model_dump(mode="json"), instance_id=order.saga_instance_id
-        )
+        await schedule_workflow(workflow_client(), SAGA_NAME, saga_input.model_dump(mode="json"),
+                                order.saga_instance_id)
 
     async def _start_retry(self, order: OrderState, by: str) -> None:
         retry_input = RetryInput(order=order.request, unfinished=order.unfinished, attempt=order.retries,
                                  retried_by=by, step_timeout_s=_settings.step_timeout_s)
-        await workflow_client().schedule_new_workflow(
-            RETRY_SAGA_NAME, input=retry_input.model_dump(mode="json"), instance_id=order.saga_instance_id)
+        await schedule_workflow(workflow_client(), RETRY_SAGA_NAME, retry_input.model_dump(mode="json"),
+                                order.saga_instance_id)
 
     async def _ensure_retry(self, order: OrderState, by: str) -> None:
         if order.status.terminal:  # the retry ran (and its workflow may be purged)
@@ -362,11 +391,15 @@ class OrderActor(Actor, OrderActorInterface, Remindable):
     # datetimes back into datetime objects, which the timeline's ISO strings would trip over.
     async def _load(self) -> OrderState | None:
         found, value = await self._state_manager.try_get_state(STATE_KEY)
-        return OrderState.model_validate_json(value) if found else None
+        order = OrderState.model_validate_json(value) if found else None
+        self._stored_status = order.status if order else None  # what `_save` changes from
+        return order
 
     async def _save(self, order: OrderState) -> None:
         await self._state_manager.set_state(STATE_KEY, order.model_dump_json())
         await self._state_manager.save_state()
         admission.current().note(order.order_id, order.status)  # every status change comes here
+        metrics.IN_FLIGHT.note(order.order_id, getattr(self, "_stored_status", None), order.status, order.reason)
+        self._stored_status = order.status
 
 

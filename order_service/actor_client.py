@@ -12,6 +12,8 @@ import re
 import urllib.error
 import urllib.request
 
+from apphost.observability import current_traceparent
+
 ACTOR_TYPE = "OrderActor"
 _ORDER_ERROR = re.compile(r"(INVALID_ARGUMENT|ALREADY_EXISTS|NOT_FOUND|FAILED_PRECONDITION): (.*?)['\"]?\)?$")
 
@@ -48,6 +50,9 @@ class ActorClient:
         request.add_header("Content-Type", "application/json")
         if self._token:
             request.add_header("dapr-api-token", self._token)
+        traceparent = current_traceparent()
+        if traceparent:  # daprd's actor span, and the actor's own, join the caller's trace
+            request.add_header("traceparent", traceparent)
         try:
             with urllib.request.urlopen(request, timeout=self._timeout) as response:
                 body = response.read()

@@ -17,6 +17,7 @@ from dapr.clients.grpc._response import TopicEventResponse
 from order_service import event_data
 from order_service.actor_client import ActorCallError, ActorClient
 from order_service.messages import ApprovalDecision
+from order_service.metrics import DEAD_LETTERS
 
 log = logging.getLogger("order_service.approvals")
 _FINAL = {"NOT_FOUND", "FAILED_PRECONDITION", "INVALID_ARGUMENT"}
@@ -31,12 +32,14 @@ class ApprovalHandler:
         try:
             decision = parse_decision(event.Data())
         except ValueError as error:
+            DEAD_LETTERS.labels("approvals", "MALFORMED").inc()
             log.warning("approval event=%s dropped to the dead-letter topic: %s", event_id, error)
             return TopicEventResponse("drop")
         try:
             reply = self._actors.call(decision.order_id, "decide", decision.model_dump(mode="json"))
         except ActorCallError as error:
             if error.code in _FINAL:
+                DEAD_LETTERS.labels("approvals", error.code).inc()
                 log.warning("approval event=%s order=%s dropped to the dead-letter topic: %s",
                             event_id, decision.order_id, error)
                 return TopicEventResponse("drop")

@@ -12,6 +12,8 @@ import grpc
 from dapr.aio.clients import DaprClient
 from dapr.proto import api_service_v1
 
+from apphost.observability import trace_metadata
+
 T = TypeVar("T")
 _cache: dict[tuple[str, int], object] = {}
 
@@ -32,6 +34,13 @@ def sidecar_channel() -> grpc.aio.Channel:
     """A channel to our own sidecar, for gRPC service invocation (`dapr-app-id` metadata)."""
     host = os.environ.get("DAPR_RUNTIME_HOST", "127.0.0.1")
     return _per_loop("channel", lambda: grpc.aio.insecure_channel(f"{host}:{os.environ['DAPR_GRPC_PORT']}"))
+
+
+def sidecar_metadata() -> tuple:
+    """What a raw call to our sidecar carries: the API token (the raw stub has no interceptor
+    adding it) and the current span's `traceparent`, so daprd's spans join the order's trace."""
+    token = os.environ.get("DAPR_API_TOKEN")
+    return ((("dapr-api-token", token),) if token else ()) + trace_metadata()
 
 
 def dapr_stub() -> api_service_v1.DaprStub:

@@ -122,6 +122,9 @@ class OrderState(BaseModel):
     timeline: list[TimelineEntry] = Field(default_factory=list)
     unfinished: Unfinished | None = None  # set while the order NEEDS_ATTENTION
     retries: int = 0  # RetryOrder calls accepted: each runs a workflow of its own
+    # The W3C traceparent of the order's placing (`up --observe`): later calls about the order
+    # (an approval, a cancel) join its trace. Empty when traces are off.
+    trace_parent: str = ""
 
     @property
     def order_id(self) -> str:

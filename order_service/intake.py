@@ -20,9 +20,11 @@ from cloudevents.sdk.event import v1
 from dapr.clients.grpc._response import TopicEventResponse
 from pydantic import BaseModel
 
+from apphost.observability import REQUESTS_REFUSED
 from order_service import admission, event_data
 from order_service.actor_client import ActorCallError, ActorClient
 from order_service.domain import OrderRequest
+from order_service.metrics import DEAD_LETTERS
 
 log = logging.getLogger("order_service.intake")
 _NEVER = {"INVALID_ARGUMENT", "ALREADY_EXISTS"}  # refusals a redelivery cannot change
@@ -53,6 +55,7 @@ class IntakeHandler:
             return self._refuse(event, str(error), order_id="-")
         refusal = admission.current().refusal()
         if refusal:  # admission control: the event waits in the broker and comes again
+            REQUESTS_REFUSED.labels("intake", "RESOURCE_EXHAUSTED").inc()
             log.info("intake event=%s order=%s will be retried: %s", event.EventID(), request.order_id, refusal)
             return TopicEventResponse("retry")
         try:
@@ -75,9 +78,16 @@ class IntakeHandler:
             log.warning("intake event=%s order=%s refused (%s) but its dead letter was not published, retrying: %s",
                         event.EventID(), order_id, reason, error)
             return TopicEventResponse("retry")
+        DEAD_LETTERS.labels("intake", _code(reason)).inc()
         log.warning("intake event=%s order=%s refused, sent to the dead-letter topic: %s", event.EventID(), order_id,
                     reason)
         return TopicEventResponse("success")  # handled: the dead letter is out
+
+
+def _code(reason: str) -> str:
+    """The gRPC status name a refusal's reason starts with (a metric label of few values)."""
+    head = reason.split(":", 1)[0].strip()
+    return head if head.isupper() and head.replace("_", "").isalpha() else "INVALID_ARGUMENT"
 
 
 def parse_request(data: object) -> OrderRequest:

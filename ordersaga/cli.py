@@ -30,8 +30,10 @@ def _info(message: str) -> None:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    stack = Stack(run_dir_from_env(), tie_to_parent=not args.detach, log=_info)
-    stack.up(timeout=args.timeout, profile=args.profile, replicas=args.replicas)
+    # JSON logs are a setting of the apps (apphost.logs); the shell's ORDERSAGA_LOG_FORMAT works too.
+    extra = {"ORDERSAGA_LOG_FORMAT": args.log_format} if args.log_format else {}
+    stack = Stack(run_dir_from_env(), tie_to_parent=not args.detach, log=_info, extra_env=extra)
+    stack.up(timeout=args.timeout, profile=args.profile, replicas=args.replicas, observe=args.observe)
     _print_endpoints(stack.status())
     if args.detach:
         _info("Running in the background; `ordersaga down` stops it.")
@@ -76,6 +78,19 @@ def _print_endpoints(status: dict) -> None:
             label = app_id if number == 1 else f"  replica {number}"
             _info(f"  {label:<18} app gRPC 127.0.0.1:{replica['app_grpc_port']}  "
                   f"sidecar gRPC {replica['dapr_grpc_port']}  HTTP {replica['dapr_http_port']}")
+    for line in _observability_lines(status):
+        _info(line)
+
+
+def _observability_lines(status: dict) -> list[str]:
+    seen = status.get("observability")
+    if not seen:
+        return []
+    lines = [f"  traces (Zipkin)    {seen['zipkin_url']}/zipkin/",
+             f"  console            {seen['console_url'] or '(not in this checkout)'}",
+             "  metrics            `ordersaga top`, or Prometheus text at:"]
+    lines += [f"    {name:<24} {url}" for name, url in seen["metrics"].items()]
+    return lines
 
 
 def cmd_down(args: argparse.Namespace) -> int:
@@ -97,7 +112,15 @@ def cmd_status(args: argparse.Namespace) -> int:
           f"Dapr {status['dapr_version']}):")
     for name, proc in status["processes"].items():
         print(f"  {name:<26} {'running' if proc['running'] else 'STOPPED':<8} pid {proc['pid']}")
+    for line in _observability_lines(status):
+        print(line)
     return 0 if status["running"] else 1
+
+
+def cmd_top(args: argparse.Namespace) -> int:
+    from ordersaga import top
+
+    return top.run(run_dir_from_env(), once=args.once, interval=args.interval)
 
 
 def running_client() -> SagaClient:
@@ -121,6 +144,13 @@ def cmd_runtime(args: argparse.Namespace) -> int:
     for name in args.profile or []:
         profile_named(name).prepare(_info)
         print(f"profile {name}: ready")
+    if args.observe:
+        from ordersaga.stack import zipkin
+
+        try:
+            print(f"--observe: Zipkin {zipkin.ZIPKIN_VERSION} in {zipkin.ensure_zipkin(_info)}")
+        except zipkin.ZipkinUnavailable as error:
+            raise StackError(str(error)) from None
     return 0
 
 
@@ -151,6 +181,11 @@ def build_parser() -> argparse.ArgumentParser:
                          "else ORDERSAGA_PROFILE, else embedded")
     up.add_argument("--replicas", type=_positive_int, default=None, metavar="N",
                     help="instances of each app, each with its own sidecar (default: the stack's own, else 1)")
+    up.add_argument("--observe", action=argparse.BooleanOptionalAction, default=None,
+                    help="also a Zipkin server (traces), Prometheus metrics on every app and sidecar, and the web "
+                         "console; needs Java 17+ (default: the stack's own, else off)")
+    up.add_argument("--log-format", choices=["text", "json"], default=None,
+                    help="the apps' log lines: text (default) or one JSON object per line")
     up.set_defaults(func=cmd_up)
     sub.add_parser("down", help="stop every process of the stack").set_defaults(func=cmd_down)
     status = sub.add_parser("status", help="processes, pids and ports of the stack")
@@ -159,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     runtime = sub.add_parser("runtime", help="find or build daprd, placement and scheduler 1.18; with --profile, "
                                              "also what that profile runs on (installs PostgreSQL, fetches Kafka)")
     runtime.add_argument("--profile", choices=PROFILES, action="append")
+    runtime.add_argument("--observe", action="store_true", help="also fetch what `up --observe` runs (Zipkin)")
     runtime.set_defaults(func=cmd_runtime)
 
     place = sub.add_parser("place", help="place an order")
@@ -231,6 +267,11 @@ def build_parser() -> argparse.ArgumentParser:
     faults.add_argument("--method", action="append", help="only this method (repeatable), e.g. CreateShipment")
     faults.add_argument("--clear", action="store_true", help="remove every fault")
     faults.set_defaults(func=with_client(cli_orders.faults))
+
+    top = sub.add_parser("top", help="live view of an --observe stack: sagas/s, in flight, statuses, step latency")
+    top.add_argument("--once", action="store_true", help="print one frame and exit")
+    top.add_argument("--interval", type=float, default=2.0, metavar="SECONDS", help="refresh period (default 2)")
+    top.set_defaults(func=cmd_top)
 
     bench = sub.add_parser("bench", help="benchmark a stack of its own (see `ordersaga bench --help`)",
                            add_help=False)

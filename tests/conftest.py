@@ -115,6 +115,19 @@ def production_stack() -> Stack:
 
 
 @pytest.fixture(scope="session")
+def observe_stack(tmp_path_factory) -> Stack:
+    """An embedded stack started with `--observe` (Zipkin, metrics endpoints, the console) and
+    JSON logs: the observability tests (traces, metrics, `top`, the console) share it."""
+    stack = Stack(tmp_path_factory.mktemp("observe") / ".ordersaga", tie_to_parent=True, log=_log,
+                  extra_env=dict(TEST_SETTINGS, ORDERSAGA_LOG_FORMAT="json"))
+    try:
+        stack.up(timeout=120, profile="embedded", observe=True)
+        yield stack
+    finally:
+        stack.down()
+
+
+@pytest.fixture(scope="session")
 def stack(embedded_stack) -> Stack:
     """The stack most tests use: the embedded profile (the saga paths run on both)."""
     return embedded_stack

@@ -42,6 +42,10 @@ class AppPorts:
     dapr_grpc: int
     dapr_http: int
     dapr_internal_grpc: int
+    # Prometheus endpoints of the app and its sidecar, served only by an `--observe` stack
+    # (0 in a stack.json written before they existed: filled in by `ensure_replicas`).
+    app_metrics: int = 0
+    dapr_metrics: int = 0
 
 
 @dataclass
@@ -58,6 +62,8 @@ class Ports:
     scheduler_healthz: int
     scheduler_etcd_client: int
     scheduler_etcd_peer: int
+    zipkin: int  # --observe: the trace backend
+    console: int  # --observe: the web console
     apps: dict[str, list[AppPorts]] = field(default_factory=dict)  # per app id, one per replica
 
     @classmethod
@@ -78,7 +84,10 @@ class Ports:
         for app in APPS:
             have = self.apps.setdefault(app, [])
             while len(have) < replicas:
-                have.append(AppPorts(*(free_port(taken) for _ in range(4))))
+                have.append(AppPorts(*(free_port(taken) for _ in range(6))))
+            for ports in have:
+                ports.app_metrics = ports.app_metrics or free_port(taken)
+                ports.dapr_metrics = ports.dapr_metrics or free_port(taken)
 
     @classmethod
     def from_json(cls, data: dict) -> "Ports":
@@ -137,6 +146,8 @@ class StackState:
     dapr_version: str = ""
     profile: str = "embedded"
     replicas: int = 1
+    # `up --observe`: a Zipkin server, Prometheus metrics on every app and sidecar, the console.
+    observe: bool = False
     # Sidecars refuse API calls without `api_token`; apps refuse calls without `app_token`
     # (daprd adds it to what it forwards). Generated once per run directory.
     api_token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
@@ -157,6 +168,7 @@ class StackState:
         data = {
             "profile": self.profile,
             "replicas": self.replicas,
+            "observe": self.observe,
             "ports": asdict(self.ports),
             "dapr_version": self.dapr_version,
             "api_token": self.api_token,
@@ -183,6 +195,7 @@ class StackState:
             dapr_version=data.get("dapr_version", ""),
             profile=data.get("profile", "embedded"),
             replicas=data.get("replicas", 1),
+            observe=data.get("observe", False),
             api_token=data["api_token"],
             app_token=data["app_token"],
             processes={n: ProcessRecord(**r) for n, r in data.get("processes", {}).items()},

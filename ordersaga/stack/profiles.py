@@ -157,18 +157,28 @@ def resources_paths(components: Path, name: str) -> list[Path]:
 
 RETENTION_ENV = "ORDERSAGA_WORKFLOW_RETENTION_S"
 _RETENTION_LINE = re.compile(r"^(\s*anyTerminal:\s*).*$", re.MULTILINE)
+_TRACING_BLOCK = re.compile(r"^  tracing:\n    samplingRate: \"0\"\n", re.MULTILINE)
 
 
-def config_file(components: Path, run_dir: Path, retention_s: str | None = None) -> Path:
+def config_file(components: Path, run_dir: Path, retention_s: str | None = None,
+                zipkin_endpoint: str | None = None) -> Path:
     """The sidecars' Configuration (`--config`), the same for both profiles. With `retention_s`
-    (finished workflows purged after that many seconds), a copy in the run directory says so."""
+    (finished workflows purged after that many seconds) or `zipkin_endpoint` (`up --observe`:
+    every span sampled and sent there), a copy in the run directory says so."""
     shipped = components / "config.yaml"
-    if not retention_s:
+    if not retention_s and not zipkin_endpoint:
         return shipped
-    seconds = float(retention_s)  # ValueError names a bad setting
-    text, replaced = _RETENTION_LINE.subn(lambda m: f"{m.group(1)}{seconds:g}s", shipped.read_text())
-    if replaced != 1:
-        raise ValueError(f"{shipped} has no single stateRetentionPolicy.anyTerminal to set")
+    text = shipped.read_text()
+    if retention_s:
+        seconds = float(retention_s)  # ValueError names a bad setting
+        text, replaced = _RETENTION_LINE.subn(lambda m: f"{m.group(1)}{seconds:g}s", text)
+        if replaced != 1:
+            raise ValueError(f"{shipped} has no single stateRetentionPolicy.anyTerminal to set")
+    if zipkin_endpoint:
+        tracing = f'  tracing:\n    samplingRate: "1"\n    zipkin:\n      endpointAddress: "{zipkin_endpoint}"\n'
+        text, replaced = _TRACING_BLOCK.subn(lambda m: tracing, text)
+        if replaced != 1:
+            raise ValueError(f'{shipped} has no single `tracing: samplingRate: "0"` block to turn on')
     rendered = run_dir / "config.yaml"
     rendered.write_text(text)
     return rendered

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ordersaga.stack import processes
+from ordersaga.stack import processes, zipkin
 from ordersaga.stack.layout import (
     APPS,
     HOST,
@@ -60,14 +60,19 @@ class Stack:
     # ---- public operations -------------------------------------------------------------
 
     def up(self, timeout: float = DEFAULT_START_TIMEOUT_S, profile: str | None = None,
-           replicas: int | None = None) -> StackState:
-        """Start what is missing. `profile` and `replicas` default to the stack's own (from
-        stack.json), or to ORDERSAGA_PROFILE and 1 for a new one."""
+           replicas: int | None = None, observe: bool | None = None) -> StackState:
+        """Start what is missing. `profile`, `replicas` and `observe` default to the stack's own
+        (from stack.json), or to ORDERSAGA_PROFILE, 1 and off for a new one."""
         if replicas is not None and replicas < 1:
             raise StackError(f"--replicas must be at least 1, not {replicas}")
-        state = self._load_or_new(profile, replicas)
+        state = self._load_or_new(profile, replicas, observe)
         chosen = profile_named(state.profile)
         chosen.prepare(self.log)  # binaries found, installed or fetched: nothing has started yet
+        if state.observe:
+            try:
+                self._zipkin_jar = zipkin.ensure_zipkin(self.log)
+            except zipkin.ZipkinUnavailable as error:
+                raise StackError(str(error)) from None
         binaries = ensure_dapr(log=self.log)
         state.dapr_version = binaries.version
         for sub in ("logs", "data", "data/nats", "data/scheduler"):
@@ -112,7 +117,8 @@ class Stack:
             state.save()
             raise
         self.log(f"Stack is up: {len(specs)} processes healthy ({state.profile} profile, "
-                 f"{state.replicas} replica(s) per app), run directory {self.run_dir}")
+                 f"{state.replicas} replica(s) per app{', observed' if state.observe else ''}), "
+                 f"run directory {self.run_dir}")
         return state
 
     def down(self, timeout: float = 15.0) -> list[str]:
@@ -168,7 +174,7 @@ class Stack:
         for name, ports in infra_ports.items():
             if name in procs:
                 infra[name] = dict(ports, pid=procs[name]["pid"], running=procs[name]["running"])
-        return {
+        result = {
             "run_dir": str(self.run_dir),
             "profile": state.profile,
             "replicas": state.replicas,
@@ -178,19 +184,30 @@ class Stack:
             "infrastructure": infra,
             "processes": procs,
         }
+        if state.observe:
+            result["observability"] = observability(state)
+        return result
 
     def state(self) -> StackState:
         return self._require_state()
 
     # ---- process definitions -----------------------------------------------------------
 
-    def _load_or_new(self, profile: str | None, replicas: int | None) -> StackState:
+    def _load_or_new(self, profile: str | None, replicas: int | None, observe: bool | None = None) -> StackState:
         state = StackState.load(self.run_dir)
         if state is None:
             wanted = profile or default_profile()
             profile_named(wanted)  # an unknown name fails before anything is written
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            return StackState(self.run_dir, Ports.allocate(replicas or 1), profile=wanted, replicas=replicas or 1)
+            return StackState(self.run_dir, Ports.allocate(replicas or 1), profile=wanted, replicas=replicas or 1,
+                              observe=bool(observe))
+        if observe is not None and observe != state.observe:
+            # Every sidecar and app would need other flags: a restart of the whole stack.
+            if any(processes.is_running(rec) for rec in state.processes.values()):
+                now = "with" if state.observe else "without"
+                raise StackError(f"the stack in {self.run_dir} runs {now} --observe: "
+                                 f"`ordersaga down` first to start it {'without' if state.observe else 'with'} it")
+            state.observe = observe
         if profile and profile != state.profile:
             if any(processes.is_running(rec) for rec in state.processes.values()):
                 raise StackError(f"the stack in {self.run_dir} runs the {state.profile} profile: "
@@ -258,6 +275,36 @@ class Stack:
         for app_id in APPS:
             for index, ports in enumerate(state.app_ports(app_id)):
                 specs += self._replica_specs(state, dapr, chosen, app_id, index, ports, base_env)
+        if state.observe:
+            specs += self._observe_specs(state, base_env)
+        return specs
+
+    def _observe_specs(self, state: StackState, base_env: dict[str, str]) -> list[ProcessSpec]:
+        """`--observe`: the trace backend (first wave, so the first spans have somewhere to go)
+        and the web console (beside the apps; it talks to the public API like any client)."""
+        p = state.ports
+        jar = getattr(self, "_zipkin_jar", None) or zipkin.jar_path()
+        specs = [ProcessSpec(
+            name="zipkin",
+            argv=zipkin.server_argv(jar, HOST, p.zipkin),
+            env=zipkin.server_env(base_env),
+            ports=[p.zipkin],
+            healthy=lambda: http_ok(f"{zipkin.api_url(HOST, p.zipkin)}/health"),
+            kind="telemetry",
+        )]
+        if not (project_root() / "ordersaga" / "console" / "__main__.py").is_file():
+            if not getattr(self, "_console_missing_said", False):
+                self._console_missing_said = True
+                self.log("  (no web console in this checkout: ordersaga/console is missing; skipped)")
+            return specs
+        specs.append(ProcessSpec(
+            name="console",
+            argv=[sys.executable, "-m", "ordersaga.console", "--host", HOST, "--port", str(p.console)],
+            env=dict(base_env, ORDERSAGA_HOME=str(self.run_dir), PYTHONUNBUFFERED="1"),
+            ports=[p.console],
+            healthy=lambda: http_ok(f"http://{HOST}:{p.console}/healthz"),
+            kind="console",
+        ))
         return specs
 
     def _replica_specs(self, state, dapr, chosen, app_id, index, ap, base_env) -> list[ProcessSpec]:
@@ -279,6 +326,12 @@ class Stack:
             # after which the actor host stops serving for good).
             DAPR_HEALTH_TIMEOUT="900",
         )
+        zipkin_endpoint = zipkin.spans_endpoint(HOST, state.ports.zipkin) if state.observe else None
+        if state.observe:  # read by apphost.observability: no metrics server, no tracer otherwise
+            app_env.update(ORDERSAGA_METRICS_PORT=str(ap.app_metrics), ORDERSAGA_ZIPKIN_ENDPOINT=zipkin_endpoint)
+        metrics_flags = ["--enable-metrics", f"--metrics-port={ap.dapr_metrics}", f"--metrics-listen-address={HOST}"] \
+            if state.observe else \
+            ["--enable-metrics=false"]
         sidecar_argv = [
             str(dapr.daprd),
             f"--app-id={app_id}",
@@ -293,8 +346,8 @@ class Stack:
             f"--placement-host-address={HOST}:{state.ports.placement}",
             f"--scheduler-host-address={HOST}:{state.ports.scheduler}",
             *(f"--resources-path={path}" for path in resources_paths(components, state.profile)),
-            f"--config={config_file(components, self.run_dir, self._setting(RETENTION_ENV))}",
-            "--enable-metrics=false",
+            f"--config={config_file(components, self.run_dir, self._setting(RETENTION_ENV), zipkin_endpoint)}",
+            *metrics_flags,
             f"--log-level={os.environ.get('ORDERSAGA_DAPR_LOG_LEVEL', 'info')}",
         ]
         return [
@@ -302,7 +355,7 @@ class Stack:
                 name=name,
                 argv=[sys.executable, "-m", APPS[app_id]],
                 env=app_env,
-                ports=[ap.app_grpc],
+                ports=[ap.app_grpc] + ([ap.app_metrics] if state.observe else []),
                 healthy=lambda port=ap.app_grpc: grpc_serving(port),
                 kind="app",
                 app_id=app_id,
@@ -311,7 +364,8 @@ class Stack:
                 name=f"{name}-daprd",
                 argv=sidecar_argv,
                 env=dict(base_env, **tokens, DAPR_HOST_IP=HOST, **chosen.sidecar_env(state, app_id)),
-                ports=[ap.dapr_grpc, ap.dapr_http, ap.dapr_internal_grpc],
+                ports=[ap.dapr_grpc, ap.dapr_http, ap.dapr_internal_grpc]
+                + ([ap.dapr_metrics] if state.observe else []),
                 healthy=lambda port=ap.dapr_http: http_ok(f"http://{HOST}:{port}/v1.0/healthz"),
                 kind="sidecar",
                 app_id=app_id,
@@ -419,9 +473,10 @@ class Stack:
 def stop_order(records) -> list[str]:
     """Apps first (they drain through their sidecars), then sidecars, the control plane, the
     broker, and the stores last."""
-    rank = {"app": 0, "sidecar": 1, "control": 2, "broker": 3, "store": 4}
+    rank = {"console": 0, "app": 0, "sidecar": 1, "control": 2, "broker": 3, "store": 4, "telemetry": 5}
 
-    infra = {"nats": "broker", "kafka": "broker", "postgres": "store", "placement": "control", "scheduler": "control"}
+    infra = {"nats": "broker", "kafka": "broker", "postgres": "store", "placement": "control", "scheduler": "control",
+             "zipkin": "telemetry", "console": "console"}
 
     def position(record: processes.ProcessRecord) -> int:
         # Records written before kinds were kept: the names tell.
@@ -429,3 +484,21 @@ def stop_order(records) -> list[str]:
         return rank[record.kind or guessed]
 
     return [record.name for record in sorted(records, key=position)]
+
+
+def observability(state: StackState) -> dict:
+    """`status --json`'s block of an `--observe` stack: where traces, the console and every
+    process's Prometheus metrics are (`ordersaga top` reads them from here)."""
+    metrics = {}
+    for app_id in APPS:
+        for index, ports in enumerate(state.app_ports(app_id)):
+            name = replica_name(app_id, index)
+            metrics[name] = f"http://{HOST}:{ports.app_metrics}/metrics"
+            metrics[f"{name}-daprd"] = f"http://{HOST}:{ports.dapr_metrics}/metrics"
+    console = "console" in state.processes
+    return {
+        # The server: its API under /api/v2/, its UI under /zipkin/.
+        "zipkin_url": zipkin.api_url(HOST, state.ports.zipkin),
+        "console_url": f"http://{HOST}:{state.ports.console}/" if console else None,
+        "metrics": metrics,
+    }
