@@ -25,7 +25,7 @@ function fill(node, attrs, children) {
     if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
     else node.setAttribute(name, String(value));
   }
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child === null || child === undefined) continue;
     node.appendChild(child instanceof Node ? child : document.createTextNode(String(child)));
   }
@@ -33,7 +33,7 @@ function fill(node, attrs, children) {
 }
 
 function replace(node, ...children) {
-  node.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined)
+  node.replaceChildren(...children.flat(Infinity).filter((c) => c !== null && c !== undefined)
     .map((c) => (c instanceof Node ? c : document.createTextNode(String(c)))));
 }
 
@@ -246,8 +246,12 @@ function showOrder(order) {
       : "no trace backend (start the stack with --observe)"],
   ];
   replace($("facts"), facts.map(([name, value]) => [el("dt", {}, name), el("dd", {}, value)]));
-  replace($("actions"), order.actions.map((action) =>
-    el("button", { type: "button", "data-action": action, class: "action a-" + action }, label(action))));
+  const actions = $("actions");
+  if (actions.dataset.shown !== order.actions.join()) {  // redrawn only when they change: no lost clicks
+    actions.dataset.shown = order.actions.join();
+    replace(actions, order.actions.map((action) =>
+      el("button", { type: "button", "data-action": action, class: "action a-" + action }, label(action))));
+  }
   replace($("gantt"), ganttChart(order.gantt));
   replace(document.querySelector("#timeline tbody"), order.timeline.map((e) => el("tr", {},
     el("td", {}, clock(e.at)), el("td", {}, e.step), el("td", {}, e.outcome), el("td", {}, e.detail))));
@@ -268,7 +272,7 @@ function ganttChart(g) {
   const height = top + g.lanes.length * row + 24;
   const span = Math.max(g.span_ms, 1);
   const x = (ms) => labelW + (ms / span) * (width - labelW - right);
-  const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, width, height, class: "gantt-svg", role: "img" });
+  const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, class: "gantt-svg", role: "img" });
   for (const tick of ticks(span)) {
     chart.appendChild(svg("line", { x1: x(tick), x2: x(tick), y1: top - 6, y2: height - 18, class: "grid" }));
     chart.appendChild(svg("text", { x: x(tick), y: height - 4, class: "axis", "text-anchor": "middle" },
@@ -276,8 +280,10 @@ function ganttChart(g) {
   }
   g.markers.forEach((m, i) => {
     const mx = x(m.at_ms), y = 12 + (i % 2) * 14;
+    const nearEnd = mx > width - right - 60;  // label to the left of the tick, to stay inside
     chart.appendChild(svg("line", { x1: mx, x2: mx, y1: y + 2, y2: height - 18, class: "marker-line" }));
-    chart.appendChild(svg("text", { x: mx + 3, y, class: "marker" }, `${m.step} ${m.outcome}`,
+    chart.appendChild(svg("text", { x: nearEnd ? mx - 3 : mx + 3, y, class: "marker",
+      "text-anchor": nearEnd ? "end" : "start" }, `${m.step} ${m.outcome}`,
       svg("title", {}, `${m.step} ${m.outcome} at +${seconds(m.at_ms)}${m.detail ? ": " + m.detail : ""}`)));
   });
   g.lanes.forEach((lane, i) => {
