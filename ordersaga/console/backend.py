@@ -59,6 +59,7 @@ class Backend:
         self._client_lock = threading.Lock()
         self._orders = _Cached(value=[])
         self._letters = _Cached(value={"requests": [], "approvals": []})
+        self._traces: dict[tuple[str, str], tuple[str, float | None]] = {}  # -> link, valid until (None: always)
 
     # ---- the stack --------------------------------------------------------------------------
 
@@ -139,21 +140,28 @@ class Backend:
 
     def trace_url(self, order_id: str) -> str:
         """A link to the order's trace: the trace itself when Zipkin finds one tagged with the
-        order id, else Zipkin's search for that tag; "" without a trace backend."""
+        order id, else Zipkin's search for that tag; "" without a trace backend. A found trace
+        is remembered; a search link is asked again after a while (the trace may come later),
+        so the order page's polling does not query Zipkin every time."""
         base = self.zipkin_url()
         if not base:
             return ""
+        known = self._traces.get((base, order_id))
+        if known and (known[1] is None or time.monotonic() < known[1]):
+            return known[0]
         query = f"{ORDER_TAG}={order_id}"
+        link, until = f"{base}/zipkin/?" + urllib.parse.urlencode({"annotationQuery": query}), time.monotonic() + 10
         try:
             url = (f"{base}/api/v2/traces?" + urllib.parse.urlencode(
                 {"annotationQuery": query, "limit": 1, "lookback": 7 * 86400 * 1000}))
             with urllib.request.urlopen(url, timeout=2) as response:
                 traces = json.loads(response.read())
             if traces and traces[0]:
-                return f"{base}/zipkin/traces/{urllib.parse.quote(traces[0][0]['traceId'])}"
+                link, until = f"{base}/zipkin/traces/{urllib.parse.quote(traces[0][0]['traceId'])}", None
         except (OSError, ValueError, KeyError, IndexError, TypeError):
             pass  # Zipkin down or slow: the search link still helps
-        return f"{base}/zipkin/?" + urllib.parse.urlencode({"annotationQuery": query})
+        self._traces[(base, order_id)] = (link, until)
+        return link
 
     # ---- actions ----------------------------------------------------------------------------
 
