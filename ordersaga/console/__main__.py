@@ -16,8 +16,9 @@ def serve(run_dir: Path, host: str, port: int, announce=print) -> None:
     from ordersaga.console.app import create_app
     from ordersaga.console.backend import Backend
 
+    # A page's request may wait on a slow ListOrders: Ctrl-C waits for it 5 s at most.
     config = uvicorn.Config(create_app(Backend(run_dir)), host=host, port=port, log_level="warning",
-                            access_log=False, lifespan="off")
+                            access_log=False, lifespan="off", timeout_graceful_shutdown=5)
     server = uvicorn.Server(config)
     announce(f"Console for the stack in {run_dir}: http://{host}:{port}/ (Ctrl-C stops it)")
     server.run()  # handles SIGINT/SIGTERM itself: finishes open requests, then returns

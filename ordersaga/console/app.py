@@ -29,6 +29,7 @@ from ordersaga.console.backend import Backend, NoStack, Refused
 log = logging.getLogger("ordersaga.console")
 STATIC = Path(__file__).parent / "static"
 MAX_TEXT = 500  # characters of a reason, note or name taken from the page
+MAX_ROWS = 500  # newest first: a page redrawn every two seconds stays light after a bench
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
                                "object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
@@ -51,9 +52,9 @@ def create_app(backend: Backend) -> Starlette:
         rows, fetched, error = await run_in_threadpool(backend.orders)
         status = request.query_params.get("status", "").upper()
         query = request.query_params.get("q", "")
-        shown = [row for row in rows if views.matches(row, status, query)]
-        return JSONResponse({"orders": shown, "total": len(rows), "fetched_at": fetched, "error": error,
-                             "statuses": list(views.STATUSES)})
+        matching = [row for row in rows if views.matches(row, status, query)]
+        return JSONResponse({"orders": matching[:MAX_ROWS], "matching": len(matching), "total": len(rows),
+                             "fetched_at": fetched, "error": error, "statuses": list(views.STATUSES)})
 
     async def get_order(request: Request) -> Response:
         order_id = request.path_params["order_id"]

@@ -17,7 +17,7 @@ from order_service import orders_pb2 as pb
 from order_service.topics import APPROVALS_TOPIC, REQUESTS_TOPIC
 from ordersaga.console.backend import Backend
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = pytest.mark.timeout(240)  # the first test also waits for the session's stack
 LARGE = 150_000  # cents: above the approval threshold (1000.00)
 WAIT_S = 30
 

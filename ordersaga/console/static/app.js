@@ -120,7 +120,8 @@ function ordersPage() {
       if (status.value) return load();
     }
     banner(data.error ? "The stack did not answer (showing the last list): " + data.error : "");
-    replace($("shown"), `${data.orders.length} of ${data.total} orders`);
+    replace($("shown"), `${data.matching} of ${data.total} orders` +
+      (data.matching > data.orders.length ? ` (the newest ${data.orders.length} shown)` : ""));
     const rows = data.orders.map((o) => el("tr", { "data-order-id": o.order_id },
       el("td", {}, orderLink(o.order_id)),
       el("td", {}, o.customer_id),
