@@ -21,6 +21,9 @@ DECIDABLE = ("PLACED", "RESERVING", "AWAITING_APPROVAL")
 
 # Timeline steps that are moments rather than work with a duration.
 _MARKER_STEPS = {"place", "cancel", "deadline", "retry", "close", "complete", "finish", "attention", "saga"}
+# Lanes that span the work after them (the undos, a retry's calls), until the order's ending.
+_PHASES = ("compensate", "retry")
+_ENDINGS = {"finish", "attention", "complete", "close"}
 _PAYLOAD_SHOWN = 2048  # characters of a dead letter's payload sent to the page
 
 
@@ -95,8 +98,10 @@ def gantt(entries: list[tuple[str, str, str, str]], running: bool = False, now: 
     step's start is its own `STARTED` entry, else the latest `STARTED` before its result (the
     phase it ran in: `authorize` shares `reserve`'s start, which is how parallel steps show side
     by side); an undo starts where the previous undo ended (they run one after another) or at
-    `compensate STARTED`; a step after one that ended on its own result (`commit` after `ship`)
-    starts at that end. A lane with no result yet runs until now (or the last entry).
+    `compensate STARTED` (or `retry STARTED`: a retry runs the unfinished calls again); a step
+    after one that ended on its own result (`commit` after `ship`) starts at that end. The
+    compensation and a retry span until the order's ending. A lane with no result yet runs
+    until now (or the last entry).
     """
     parsed = [(parse_at(at), step, outcome, detail) for at, step, outcome, detail in entries]
     parsed = [p for p in parsed if p[0] is not None]
@@ -120,13 +125,14 @@ def gantt(entries: list[tuple[str, str, str, str]], running: bool = False, now: 
             lanes.append(lane)
             open_lanes[step] = lane
             phase_start, last_closed_end = t, None
-            if step == "compensate":
+            if step in _PHASES:
                 last_undo_end = None
             continue
         if step in _MARKER_STEPS or (step == "approval" and outcome == "RECEIVED"):
             markers.append({"step": step, "outcome": outcome, "detail": detail, "at_ms": t})
-            if step in ("finish", "attention") and "compensate" in open_lanes:
-                _close(open_lanes.pop("compensate"), t, outcome)
+            if step in _ENDINGS:
+                for phase in [name for name in _PHASES if name in open_lanes]:
+                    _close(open_lanes.pop(phase), t, outcome)
             continue
         if step in open_lanes:  # the result of a step that said it started
             _close(open_lanes.pop(step), t, outcome, detail)

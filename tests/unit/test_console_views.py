@@ -65,6 +65,26 @@ def test_compensation_shows_as_undo_lanes_after_the_failure():
     assert got["undo reserve apple"] == (700, 700, "undo", "DONE")  # undos run one after another
 
 
+def test_a_retry_runs_after_the_stuck_compensation_not_from_it():
+    entries = [
+        (at(0), "place", "PLACED", ""), (at(5), "reserve", "STARTED", ""),
+        (at(100), "reserve apple", "DONE", ""), (at(100), "authorize", "DONE", ""),
+        (at(100), "capture", "STARTED", ""), (at(200), "capture", "DONE", ""), (at(200), "ship", "STARTED", ""),
+        (at(900), "ship", "ERROR", "unavailable"), (at(900), "compensate", "STARTED", ""),
+        (at(1500), "undo ship", "ERROR", ""), (at(1500), "undo capture", "DONE", ""),
+        (at(1500), "undo reserve apple", "DONE", ""), (at(1500), "attention", "NEEDED", "could not undo: ship"),
+        (at(60_000), "retry", "REQUESTED", "by ann"), (at(60_100), "retry", "STARTED", "attempt 1, by ann"),
+        (at(61_000), "undo ship", "DONE", ""), (at(61_000), "finish", "FAILED", ""),
+    ]
+    chart = views.gantt(entries)
+    got = [(lane["name"], lane["start_ms"], lane["end_ms"], lane["outcome"]) for lane in chart["lanes"]]
+    assert ("compensate", 900, 1500, "NEEDED") in got
+    assert ("retry", 60_100, 61_000, "FAILED") in got
+    assert ("undo ship", 60_100, 61_000, "DONE") in got, got  # the retry's undo, not from the first one
+    assert ("undo ship", 900, 1500, "ERROR") in got
+    assert [m["step"] for m in chart["markers"]] == ["place", "attention", "retry", "finish"]
+
+
 def test_a_step_still_running_reaches_now_and_says_so():
     entries = [(at(0), "place", "PLACED", ""), (at(10), "reserve", "STARTED", ""),
                (at(100), "reserve apple", "DONE", ""), (at(100), "authorize", "DONE", ""),
