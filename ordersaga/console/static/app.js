@@ -82,16 +82,21 @@ function refusal(httpStatus, body) {
   return failure;
 }
 
-// Poll `load` every `ms` (one request at a time); errors go to the banner, polling goes on.
+// Poll `load` every `ms`, one request at a time: calling the returned function asks for a
+// read now (after the one in flight, if any). Errors go to the banner; polling goes on.
 function poll(load, ms) {
-  let timer = null;
+  let timer = null, busy = false, again = false;
   async function tick() {
     clearTimeout(timer);
+    if (busy) { again = true; return; }
+    busy = true;
     try {
       await load();
     } catch (error) {
       banner(String(error.message || error));
     }
+    busy = false;
+    if (again) { again = false; tick(); return; }
     timer = setTimeout(tick, ms);
   }
   tick();
@@ -106,13 +111,10 @@ function ordersPage() {
   const search = $("search");
   search.value = params.get("q") || "";
   let statusesShown = false;
-  let latest = 0;  // a filter change starts a new read: only the newest one is drawn
 
   async function load() {
-    const mine = ++latest;
     const query = new URLSearchParams({ status: status.value, q: search.value.trim() });
     const data = await getJSON("/api/orders?" + query);
-    if (mine !== latest) return;
     if (!statusesShown) {
       for (const name of data.statuses) status.appendChild(el("option", { value: name }, name));
       status.value = params.get("status") || "";
