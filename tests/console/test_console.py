@@ -117,7 +117,8 @@ def test_an_orders_page_draws_its_steps_and_approve_after_confirmation_completes
     wait(browser, lambda d: d.find_element(By.ID, "confirm").is_displayed())
     browser.find_element(By.ID, "confirm-by").send_keys(HOSTILE)
     browser.find_element(By.ID, "confirm-yes").click()
-    wait(browser, lambda d: "recorded" in text_of(d, "#notice"), message="the console says the order recorded it")
+    wait(browser, lambda d: "approve published on order-approvals" in text_of(d, "#notice"),
+         message="the console says it published the decision")
     wait(browser, lambda d: "COMPLETED" in text_of(d, "#status"), message="the page follows the order to its end")
     assert saga.get(order_id)["status"] == "COMPLETED"
     timeline = text_of(browser, "#timeline")
@@ -129,7 +130,8 @@ def test_an_orders_page_draws_its_steps_and_approve_after_confirmation_completes
 def test_an_action_the_api_refuses_shows_the_apis_code_and_message(console, browser, saga, ids):
     sku, customer, order_id = ids("sku"), ids("c"), ids("o")
     saga.set_stock(sku, 5)
-    saga.set_faults("shipping-service", delay_seconds=8, methods=("CreateShipment",))  # holds it in SHIPPING
+    # Holds the order in SHIPPING (below the 15 s step timeout), where the API refuses cancels.
+    saga.set_faults("shipping-service", delay_seconds=12, methods=("CreateShipment",))
     try:
         saga.place(order_id, customer, [(sku, 1, 100)])
         saga.wait_for_status(order_id, "SHIPPING")
