@@ -2,7 +2,8 @@
 
 Starts a stack of its own in a temporary run directory, sends orders down several saga paths
 (completed, approved, rejected, out of stock, one left waiting for approval), serves the console,
-shoots the orders list and one order's page in headless Chromium, and stops all it started.
+shoots the orders list and the rejected order's page (the parallel reservations and payment hold,
+the approval wait, the compensation) in headless Chromium, and stops all it started.
 """
 
 from __future__ import annotations
@@ -37,11 +38,12 @@ def orders(saga: SagaClient) -> str:
     saga.place("o-202", "bob", [("apple", 1, 500), ("pear", 5, 990)])  # out of stock: compensation
     saga.place("o-203", "alice", [("apple", 1, LARGE)])
     saga.wait_for_status("o-203", "AWAITING_APPROVAL")
-    saga.approve("o-203", decision="reject", approver="dana", reason="over budget")
+    time.sleep(1)
+    saga.approve("o-203", decision="reject", approver="dana", reason="over budget")  # then compensation
     saga.place("o-204", "carol", [("apple", 3, LARGE)])  # left waiting for approval
     for order_id in ("o-201", "o-202", "o-203"):
         saga.wait_for_status(order_id, {"COMPLETED", "FAILED"})
-    return "o-201"
+    return "o-203"
 
 
 def main(out_dir: Path) -> int:
