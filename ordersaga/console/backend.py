@@ -46,10 +46,29 @@ class Refused(Exception):
 
 @dataclass
 class _Cached:
+    """A read shared by every open page. It is read again once `ttl` has passed since the last
+    read ended, and at least three times its duration: a stack with many orders (ListOrders
+    reads each one) is never kept busy by the console more than a quarter of the time."""
+
+    ttl: float
     value: object = None
-    at: float = 0.0
+    at: float = -1e9
+    took: float = 0.0
+    read_at: float = 0.0  # wall clock, for the page
     error: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def stale(self) -> bool:
+        return time.monotonic() - self.at >= max(self.ttl, 3 * self.took)
+
+    def read(self, fetch, failures: tuple[type[Exception], ...], describe=str) -> None:
+        start = time.monotonic()
+        try:
+            self.value, self.error = fetch(), ""
+        except failures as error:
+            self.error = describe(error)  # the last good value stays
+        self.at, self.read_at = time.monotonic(), time.time()
+        self.took = self.at - start
 
 
 class Backend:
@@ -57,8 +76,8 @@ class Backend:
         self.run_dir = run_dir
         self._client: SagaClient | None = None
         self._client_lock = threading.Lock()
-        self._orders = _Cached(value=[])
-        self._letters = _Cached(value={"requests": [], "approvals": []})
+        self._orders = _Cached(ORDERS_TTL_S, value=[])
+        self._letters = _Cached(LETTERS_TTL_S, value={"requests": [], "approvals": []})
         self._traces: dict[tuple[str, str], tuple[str, float | None]] = {}  # -> link, valid until (None: always)
 
     # ---- the stack --------------------------------------------------------------------------
@@ -97,18 +116,13 @@ class Backend:
         failed (the rows are then the last good ones)."""
         cache = self._orders
         with cache.lock:  # one ListOrders at a time; callers meanwhile get its result
-            if time.monotonic() - cache.at >= ORDERS_TTL_S:
-                try:
-                    reply = self.client().orders().ListOrders(pb.ListOrdersRequest(), timeout=60)
-                    cache.value = sorted((views.order_summary(o) for o in reply.orders),
-                                         key=lambda s: s["placed_at"], reverse=True)
-                    cache.error = ""
-                except grpc.RpcError as error:
-                    cache.error = f"{error.code().name}: {error.details()}"
-                except (NoStack, NoLiveSidecar) as error:
-                    cache.error = str(error)
-                cache.at = time.monotonic()
-            return cache.value, time.time(), cache.error
+            if cache.stale():
+                cache.read(self._list_orders, (grpc.RpcError, NoStack, NoLiveSidecar), _error_text)
+            return cache.value, cache.read_at, cache.error
+
+    def _list_orders(self) -> list[dict]:
+        reply = self.client().orders().ListOrders(pb.ListOrdersRequest(), timeout=60)
+        return sorted((views.order_summary(o) for o in reply.orders), key=lambda s: s["placed_at"], reverse=True)
 
     def order(self, order_id: str) -> pb.Order:
         return self.client().orders().GetOrder(pb.GetOrderRequest(order_id=order_id), timeout=30)
@@ -116,13 +130,9 @@ class Backend:
     def dead_letters(self) -> dict:
         cache = self._letters
         with cache.lock:
-            if time.monotonic() - cache.at >= LETTERS_TTL_S:
-                try:
-                    cache.value = self._read_letters()
-                    cache.error = ""
-                except Exception as error:  # noqa: BLE001 - NATS and Kafka clients raise many kinds
-                    cache.error = f"the broker could not be read: {error}"
-                cache.at = time.monotonic()
+            if cache.stale():
+                # NATS and Kafka clients raise many kinds of errors: any of them is shown.
+                cache.read(self._read_letters, (Exception,), lambda e: f"the broker could not be read: {e}")
             return {**cache.value, "error": cache.error}
 
     def _read_letters(self) -> dict:
@@ -199,3 +209,9 @@ class Backend:
         order = self.client().orders().CloseOrder(
             pb.CloseOrderRequest(order_id=order_id, operator=operator, note=note), timeout=30)
         return {"message": f"closed by hand: {order.status}", "order": views.order_detail(order)}
+
+
+def _error_text(error: Exception) -> str:
+    if isinstance(error, grpc.RpcError):
+        return f"{error.code().name}: {error.details()}"
+    return str(error)

@@ -18,7 +18,7 @@ import uvicorn
 from order_service import orders_pb2 as pb
 from ordersaga.console import views
 from ordersaga.console.app import create_app
-from ordersaga.console.backend import Backend, Refused
+from ordersaga.console.backend import Backend, Refused, _Cached
 from ordersaga.stack.layout import HOST, free_port
 
 
@@ -153,3 +153,21 @@ def test_the_trace_link_comes_from_stack_json_when_there_is_a_trace_backend(tmp_
     finally:
         zipkin.shutdown()
         zipkin.server_close()
+
+
+def test_a_shared_read_waits_three_times_as_long_as_it_took_and_keeps_the_last_good_value():
+    cache = _Cached(ttl=0.0, value=["old"])
+    assert cache.stale()
+
+    def slow():
+        time.sleep(0.1)
+        return ["new"]
+    cache.read(slow, (RuntimeError,))
+    assert cache.value == ["new"] and not cache.stale()  # for about 0.3 s
+    time.sleep(0.35)
+    assert cache.stale()
+
+    def broken():
+        raise RuntimeError("stack down")
+    cache.read(broken, (RuntimeError,), lambda e: f"said: {e}")
+    assert (cache.value, cache.error) == (["new"], "said: stack down")
