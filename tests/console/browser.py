@@ -10,12 +10,10 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from pathlib import Path
 
 PACKAGES = ("chromium", "chromium-driver")
 BROWSERS = ("chromium", "chromium-browser")
-DRIVERS = ("chromedriver",)
-DRIVER_PATHS = (Path("/usr/lib/chromium/chromedriver"), Path("/usr/bin/chromedriver"))
+DRIVERS = ("chromedriver",)  # chromium-driver puts it on PATH
 
 
 class BrowserMissing(RuntimeError):
@@ -25,7 +23,6 @@ class BrowserMissing(RuntimeError):
 def find() -> tuple[str, str] | None:
     browser = next((found for name in BROWSERS if (found := shutil.which(name))), None)
     driver = next((found for name in DRIVERS if (found := shutil.which(name))), None)
-    driver = driver or next((str(p) for p in DRIVER_PATHS if p.is_file()), None)
     return (browser, driver) if browser and driver else None
 
 
