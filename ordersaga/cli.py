@@ -17,6 +17,7 @@ import grpc
 from ordersaga import cli_orders
 from ordersaga.cli_orders import UsageError
 from ordersaga.client import NoLiveSidecar, SagaClient
+from ordersaga.console.__main__ import DEFAULT_PORT as CONSOLE_PORT
 from ordersaga.stack import processes
 from ordersaga.stack.layout import PROFILES, StackState, run_dir_from_env
 from ordersaga.stack.profiles import ProfileUnavailable
@@ -135,6 +136,15 @@ def running_client() -> SagaClient:
 
 def with_client(verb):
     return lambda args: verb(running_client(), args)
+
+
+def cmd_console(args: argparse.Namespace) -> int:
+    """The web console for the running stack, in the foreground until Ctrl-C."""
+    from ordersaga.console.__main__ import serve  # needs the `stack` extra (starlette, uvicorn)
+
+    running_client()  # fails loudly when no stack runs here
+    serve(run_dir_from_env(), args.host, args.port, announce=_info)
+    return 0
 
 
 def cmd_runtime(args: argparse.Namespace) -> int:
@@ -272,6 +282,11 @@ def build_parser() -> argparse.ArgumentParser:
     top.add_argument("--once", action="store_true", help="print one frame and exit")
     top.add_argument("--interval", type=float, default=2.0, metavar="SECONDS", help="refresh period (default 2)")
     top.set_defaults(func=cmd_top)
+
+    console = sub.add_parser("console", help="the web console for the running stack (foreground; Ctrl-C stops it)")
+    console.add_argument("--port", type=int, default=CONSOLE_PORT, help=f"port on 127.0.0.1 (default {CONSOLE_PORT})")
+    console.add_argument("--host", default="127.0.0.1", help=argparse.SUPPRESS)
+    console.set_defaults(func=cmd_console)
 
     bench = sub.add_parser("bench", help="benchmark a stack of its own (see `ordersaga bench --help`)",
                            add_help=False)
