@@ -22,6 +22,7 @@ from tests.helpers.strategies import unique
 from tests.unit.test_cli_inputs import argvs, check_answer, run_cli
 
 EXAMPLES = 150
+FAULTY = ("inventory-service", "payment-service", "shipping-service")  # the apps with fault injection
 
 
 @pytest.fixture()
@@ -53,6 +54,9 @@ def test_cli_arguments_on_the_stack(stack, stack_home, fuzz, figures):
             order_id = argv[argv.index("--order-id") + 1] if argv[0] == "place" else ""
             before = stored(client, order_id) if order_id else None
             code, out, err = run_cli(argv)
+            if argv[0] == "faults":  # a valid `faults` command stays in force: clear it, or later
+                for app_id in FAULTY:  # examples and tests would meet a service failing on purpose
+                    client.clear_faults(app_id)
             check_answer(argv, code, out, err)
             if order_id and code == 0:
                 typed = [cli_orders.parse_item(argv[n + 1]) for n, word in enumerate(argv[:-1]) if word == "--item"]

@@ -110,7 +110,8 @@ def test_place_order(stack, orders, fuzz, figures):
             request = pb.PlaceOrderRequest(order_id=data["order_id"], customer_id=data["customer_id"], items=items)
             before = stored(orders, data["order_id"])
             code, reply, details = answer(orders.PlaceOrder, request)
-            check_status("PlaceOrder", request, code, details, {OK} | REFUSALS)
+            # RESOURCE_EXHAUSTED: admission control, when the examples come faster than sagas end.
+            check_status("PlaceOrder", request, code, details, {OK, C.RESOURCE_EXHAUSTED} | REFUSALS)
             given_content = (data["customer_id"], [(i["sku"], i["quantity"], i["unit_price_cents"])
                                                    for i in data["items"]])
             if code == OK:
