@@ -22,6 +22,7 @@ import grpc
 
 from order_service import orders_pb2 as pb
 from order_service import orders_pb2_grpc as orders_grpc
+from order_service.admission import RETRY_PUSHBACK_KEY
 from order_service.topics import EVENTS_TOPIC
 from ordersaga.bench.spread import HotSkus, ZipfSkus
 from ordersaga.client import SagaClient
@@ -351,20 +352,25 @@ class Bench:
                 tasks.append(asyncio.create_task(self.place(stub, metadata, request, result)))
             await asyncio.gather(*tasks)
             await self.drain(result, stub, metadata, started, drain_s)
-        ends = [self.done[r.order_id][0] for r in requests if r.order_id in self.done]
-        result.elapsed = (max(ends) if ends else time.monotonic()) - started
-        for request in requests:
-            if request.order_id in self.done:
-                result.completed += 1
-                result.latencies.append(self.done[request.order_id][0] - self.sent[request.order_id])
-                result.ended[request.order_id] = result.latencies[-1]
         stop.set()
         await listener
         await channel.close()
-        result.cpu = usage.cpu_since()
-        result.rss_mb = {n: peak_rss_mb(p) for n, p in usage.pids.items()}
-        result.store_growth_kb = usage.store_kb_since()
+        self.tally(result, [r.order_id for r in requests], started, usage)
         return result
+
+    def tally(self, result: StepResult, order_ids: list[str], started: float, usage: Usage) -> None:
+        """A step's figures: when its last order ended, each ended order's latency, and what every
+        process and the stores spent since `usage` was taken."""
+        ends = [self.done[order_id][0] for order_id in order_ids if order_id in self.done]
+        result.elapsed = (max(ends) if ends else time.monotonic()) - started
+        for order_id in order_ids:
+            if order_id in self.done:
+                result.completed += 1
+                result.latencies.append(self.done[order_id][0] - self.sent[order_id])
+                result.ended[order_id] = result.latencies[-1]
+        result.cpu = usage.cpu_since()
+        result.rss_mb = {name: peak_rss_mb(pid) for name, pid in usage.pids.items()}
+        result.store_growth_kb = usage.store_kb_since()
 
 
 # ---- report ----------------------------------------------------------------------------------------
@@ -465,6 +471,6 @@ async def park(bench: Bench, count: int, rest_s: float = 30, timeout_s: float = 
 def _pushback_s(error: grpc.RpcError, default_s: float = 0.5) -> float:
     """The retry hint of a refusal (gRPC's `grpc-retry-pushback-ms` trailer), in seconds."""
     for key, value in error.trailing_metadata() or ():
-        if key == "grpc-retry-pushback-ms":
+        if key == RETRY_PUSHBACK_KEY:
             return int(value) / 1000
     return default_s

@@ -22,7 +22,6 @@ from ordersaga.bench.core import (
     StepResult,
     Usage,
     db_file_bytes,
-    peak_rss_mb,
     print_processes,
     print_step,
     store_bytes,
@@ -174,19 +173,10 @@ async def growth(bench: Bench, rate: float, minutes: float, interval_s: float, s
 
     await bench.drain(result, stub, metadata, started, drain_s)
     result.offered = len(ids)
-    ends = [bench.done[order_id][0] for order_id in ids if order_id in bench.done]
-    result.elapsed = (max(ends) if ends else time.monotonic()) - started
-    for order_id in ids:
-        if order_id in bench.done:
-            result.completed += 1
-            result.latencies.append(bench.done[order_id][0] - bench.sent[order_id])
-            result.ended[order_id] = result.latencies[-1]
     stop.set()
     await listener
     await channel.close()
-    result.cpu = usage.cpu_since()
-    result.rss_mb = {name: peak_rss_mb(pid) for name, pid in usage.pids.items()}
-    result.store_growth_kb = usage.store_kb_since()
+    bench.tally(result, ids, started, usage)
     print_step(result)
     print_processes(result)
     lost = [order_id for order_id in result.accepted if order_id not in result.ended]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import logging
-import re
 import shutil
 import subprocess
 import threading
@@ -21,12 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from ordersaga.stack import java
 from ordersaga.stack.runtime import cache_root
 
 KAFKA_VERSION = "4.1.1"
 SCALA = "2.13"
 LOG4J_VERSION = "2.24.3"  # what kafka 4.1.1 depends on; the slf4j binding is added beside it
-MIN_JAVA = 17
 MIN_PARTITIONS = 4
 RETENTION_HOURS = 14 * 24  # approvals may take days; keep two weeks, as the embedded broker does
 
@@ -89,27 +88,7 @@ class KafkaDist:
 
 def check_prerequisites() -> list[str]:
     """What is missing to run the broker, as lines naming what to install (empty: nothing)."""
-    problems = []
-    java = shutil.which("java")
-    if not java:
-        problems.append(f"Java {MIN_JAVA}+ is not installed (Kafka runs on it): install Debian's "
-                        "`openjdk-17-jre-headless` package, or any JDK 17+ with `java` on PATH.")
-    elif _java_major(java) < MIN_JAVA:
-        problems.append(f"`java` is version {_java_major(java)}; Kafka {KAFKA_VERSION} needs Java {MIN_JAVA}+: "
-                        "install Debian's `openjdk-17-jre-headless` package and put it first on PATH.")
-    if not _jars_present() and not shutil.which("mvn"):
-        problems.append("Maven is not installed (it fetches the Kafka broker's jars from Maven Central once): "
-                        "install Debian's `maven` package.")
-    return problems
-
-
-def _java_major(java: str) -> int:
-    out = subprocess.run([java, "-version"], capture_output=True, text=True)
-    match = re.search(r'version "(\d+)(?:\.(\d+))?', out.stderr + out.stdout)
-    if not match:
-        return 0
-    major = int(match.group(1))
-    return int(match.group(2) or 0) if major == 1 else major  # "1.8.0" is Java 8
+    return java.problems(f"Kafka {KAFKA_VERSION}", needs_maven=not _jars_present())
 
 
 def _home() -> Path:

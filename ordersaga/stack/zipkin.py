@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from ordersaga.stack.kafka import MIN_JAVA, _java_major
+from ordersaga.stack import java
 from ordersaga.stack.runtime import cache_root
 
 ZIPKIN_VERSION = "3.5.1"
@@ -33,18 +33,8 @@ def jar_path() -> Path:
 
 def check_prerequisites() -> list[str]:
     """What is missing to run Zipkin, as lines naming what to install (empty: nothing)."""
-    problems = []
-    java = shutil.which("java")
-    if not java:
-        problems.append(f"Java {MIN_JAVA}+ is not installed (Zipkin, the trace backend of --observe, runs on it): "
-                        "install Debian's `openjdk-17-jre-headless` package, or any JDK 17+ with `java` on PATH.")
-    elif _java_major(java) < MIN_JAVA:
-        problems.append(f"`java` is version {_java_major(java)}; Zipkin {ZIPKIN_VERSION} needs Java {MIN_JAVA}+: "
-                        "install Debian's `openjdk-17-jre-headless` package and put it first on PATH.")
-    if not jar_path().is_file() and not shutil.which("mvn"):
-        problems.append("Maven is not installed (it fetches Zipkin's server jar from Maven Central once): "
-                        "install Debian's `maven` package.")
-    return problems
+    return java.problems(f"Zipkin {ZIPKIN_VERSION} (the trace backend of --observe)",
+                         needs_maven=not jar_path().is_file())
 
 
 def ensure_zipkin(log: Callable[[str], None] = print) -> Path:
