@@ -62,10 +62,21 @@ def _logged(order_id: str, step: str, key: str, result: StepResult, metric_step:
     return result
 
 
+class ServiceUnavailable(Exception):
+    """A service call failed technically (the service, or a sidecar on the way, is away): the
+    saga retries it, then counts its outcome unknown. Any other exception out of an activity
+    is a fault the saga does not judge (order_service/saga.py, TECHNICAL_ERRORS)."""
+
+
+class OrderNotUpdated(Exception):
+    """The order's actor did not take an update (its host or store away, or a refusal)."""
+
+
 async def _guarded(order_id: str, step: str, key: str, call, metric_step: str = ""):
-    """Log a technical failure with its attempt number, then let it raise (the saga retries).
-    A call past its deadline is not retried: it may have happened, so it is an unknown outcome.
-    Each attempt's time goes to the step latency metric under `metric_step` (default: `step`)."""
+    """Log a technical failure with its attempt number, then raise it as ServiceUnavailable
+    (the saga retries). A call past its deadline is not retried: it may have happened, so it is
+    an unknown outcome. Each attempt's time goes to the step latency metric under `metric_step`
+    (default: `step`)."""
     metric_step = metric_step or step
     started = time.monotonic()
     try:
@@ -77,9 +88,9 @@ async def _guarded(order_id: str, step: str, key: str, call, metric_step: str = 
                            metric_step, started)
         _attempts[key] += 1
         metrics.observe_step(metric_step, "error", time.monotonic() - started)
-        log.warning("order=%s step=%s attempt=%d outcome=error detail=%s", order_id, step, _attempts[key],
-                    f"{error.code().name}: {error.details()}")
-        raise
+        detail = f"{error.code().name}: {error.details()}"
+        log.warning("order=%s step=%s attempt=%d outcome=error detail=%s", order_id, step, _attempts[key], detail)
+        raise ServiceUnavailable(f"{step}: {detail}") from error
 
 
 # ---- inventory -------------------------------------------------------------------------------
@@ -280,10 +291,15 @@ async def _gate_opens(update: OrderUpdate | None) -> bool:
 async def _record(update: OrderUpdate) -> Gate:
     body = json.dumps({"records": [r.model_dump(mode="json") for r in update.records],
                        "unfinished": update.unfinished.model_dump(mode="json") if update.unfinished else None}).encode()
-    reply = await dapr_stub().InvokeActor(
-        api_v1.InvokeActorRequest(actor_type=ACTOR_TYPE, actor_id=update.order_id, method="record_steps", data=body,
-                                  metadata=trace_carrier()),  # daprd hands the actor this map, not gRPC's
-        metadata=sidecar_metadata(), timeout=30)
+    try:
+        reply = await dapr_stub().InvokeActor(
+            api_v1.InvokeActorRequest(actor_type=ACTOR_TYPE, actor_id=update.order_id, method="record_steps",
+                                      data=body, metadata=trace_carrier()),  # daprd hands the actor this map
+            metadata=sidecar_metadata(), timeout=30)
+    except grpc.RpcError as error:
+        log.warning("order=%s step=update outcome=error detail=%s: %s", update.order_id, error.code().name,
+                    error.details())
+        raise OrderNotUpdated(f"{error.code().name}: {error.details()}") from error
     return Gate.model_validate_json(reply.data)
 
 

@@ -27,7 +27,7 @@ from pydantic import ValidationError
 from apphost import observability
 from order_service import admission, metrics
 from order_service.actor_host import incoming_traceparent
-from order_service.actor_ports import ActorPorts, DaprPorts
+from order_service.actor_ports import ActorPorts, DaprPorts, SagaRun
 from order_service.domain import (
     BEFORE_APPROVAL,
     CANCELLABLE,
@@ -44,7 +44,7 @@ from order_service.domain import (
     retry_instance_id,
     saga_instance_id,
 )
-from order_service.messages import RetryInput, SagaInput
+from order_service.messages import OrderUpdate, RetryInput, SagaInput
 from order_service.retry_saga import RETRY_SAGA_NAME
 from order_service.saga import APPROVAL_EVENT, CANCEL_EVENT, SAGA_NAME
 from order_service.settings import Settings
@@ -246,27 +246,7 @@ class OrderActor(Actor, OrderActorInterface, Remindable):
         refused, so the saga unwinds instead of charging or shipping.
         """
         order = await self._require()
-        changed = False
-        for record in data["records"]:
-            status = OrderStatus(record["status"]) if record.get("status") else None
-            if order.cancel_requested and status in CANCELLABLE | {OrderStatus.SHIPPING}:
-                continue  # refused: the answer below tells the saga to unwind
-            key = record.get("key") or ""
-            if key and any(e.key == key for e in order.timeline):
-                continue  # a retried activity: already recorded
-            order.timeline.append(TimelineEntry(at=now_iso(), step=record["step"], outcome=record["outcome"],
-                                                detail=record.get("detail", ""), key=key))
-            if status and not order.status.terminal:
-                order.status = status
-                order.reason = record.get("reason", "")
-                if status == OrderStatus.NEEDS_ATTENTION and data.get("unfinished"):
-                    order.unfinished = Unfinished.model_validate(data["unfinished"])
-                elif status.terminal:
-                    order.unfinished = None
-            if record.get("tracking_number"):
-                order.tracking_number = record["tracking_number"]
-            changed = True
-        if changed:
+        if _apply(order, data["records"], data.get("unfinished")):
             await self._save(order)
             if order.status.terminal:
                 await self._drop_checkup(order)
@@ -373,7 +353,7 @@ class OrderActor(Actor, OrderActorInterface, Remindable):
         if order.status != OrderStatus.PLACED:
             run = await ports().saga_run(order.saga_instance_id)
             if run is None or run.status in _SAGA_ENDED:
-                await self._adopt_lost_ending(order, run.status if run else "GONE", run.output if run else "")
+                await self._adopt_lost_ending(order, run)
                 return
         if _past(order.placed_time, _settings.order_deadline_s) and \
                 not any(e.key == "deadline" for e in order.timeline):
@@ -391,10 +371,24 @@ class OrderActor(Actor, OrderActorInterface, Remindable):
         await self._settle(order, strict=order.status == OrderStatus.PLACED)
         await self._ensure_saga(order)
 
-    async def _adopt_lost_ending(self, order: OrderState, engine_status: str, output: str) -> None:
+    async def _adopt_lost_ending(self, order: OrderState, run: SagaRun | None) -> None:
         """The saga ended (or is gone) while the order is still in flight: its last writes never
-        reached the order. Nothing runs on by itself now, so a person must look: NEEDS_ATTENTION,
-        saying what the engine knows, ending as the saga returned (FAILED when it cannot tell)."""
+        reached the order. A saga leaves those as its custom status (order_service/saga.py), and
+        they are recorded now, as the saga meant them. Without them nothing runs on by itself, so
+        a person must look: NEEDS_ATTENTION, saying what the engine knows."""
+        left = _left_update(run)
+        if left is not None and _apply(order, [r.model_dump() for r in left.records],
+                                       left.unfinished.model_dump(mode="json") if left.unfinished else None) \
+                and order.status.terminal:
+            if left.event:
+                order.owed_events.append(left.event)
+            await self._save(order)
+            log.warning("order=%s step=saga outcome=RECORDED_LATE status=%s detail=what its saga could not record",
+                        order.order_id, order.status)
+            await self._drop_checkup(order)
+            await self._settle(order)
+            return
+        engine_status, output = (run.status, run.output) if run else ("GONE", "")
         returned = output.strip('"') if output else ""
         if returned in (OrderStatus.COMPLETED, OrderStatus.CANCELLED):
             ending = Ending(status=returned, tracking_number=order.tracking_number)
@@ -519,6 +513,43 @@ class OrderActor(Actor, OrderActorInterface, Remindable):
         admission.current().note(order.order_id, order.status)  # every status change comes here
         metrics.IN_FLIGHT.note(order.order_id, getattr(self, "_stored_status", None), order.status, order.reason)
         self._stored_status = order.status
+
+
+def _apply(order: OrderState, records: list[dict], unfinished: dict | None) -> bool:
+    """Append the saga's timeline entries, each once per key; an entry with a `status` moves the
+    order's status (and reason) with it, unless a cancel was accepted and the status is one it
+    keeps the saga out of. Whether anything changed."""
+    changed = False
+    for record in records:
+        status = OrderStatus(record["status"]) if record.get("status") else None
+        if order.cancel_requested and status in CANCELLABLE | {OrderStatus.SHIPPING}:
+            continue  # refused: record_steps' answer tells the saga to unwind
+        key = record.get("key") or ""
+        if key and any(e.key == key for e in order.timeline):
+            continue  # a retried activity: already recorded
+        order.timeline.append(TimelineEntry(at=now_iso(), step=record["step"], outcome=record["outcome"],
+                                            detail=record.get("detail", ""), key=key))
+        if status and not order.status.terminal:
+            order.status = status
+            order.reason = record.get("reason", "")
+            if status == OrderStatus.NEEDS_ATTENTION and unfinished:
+                order.unfinished = Unfinished.model_validate(unfinished)
+            elif status.terminal:
+                order.unfinished = None
+        if record.get("tracking_number"):
+            order.tracking_number = record["tracking_number"]
+        changed = True
+    return changed
+
+
+def _left_update(run: SagaRun | None) -> OrderUpdate | None:
+    """The update a saga left as its custom status because the order never took it, if any."""
+    if run is None or not run.custom_status:
+        return None
+    try:
+        return OrderUpdate.model_validate_json(run.custom_status)
+    except ValueError:
+        return None
 
 
 def _placed_event(request: OrderRequest) -> LifecycleEvent:

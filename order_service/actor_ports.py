@@ -23,6 +23,7 @@ class SagaRun:
 
     status: str  # its runtime status: PENDING, RUNNING, COMPLETED, FAILED, TERMINATED, STALLED...
     output: str = ""  # what it returned (JSON), once it ended
+    custom_status: str = ""  # what it set as its custom status (JSON), if anything
 
 
 class ActorPorts(Protocol):
@@ -59,7 +60,8 @@ class DaprPorts:
         state = await self._client().get_workflow_state(instance_id, fetch_payloads=True)
         if state is None:
             return None
-        return SagaRun(status=state.runtime_status.name, output=state.serialized_output or "")
+        return SagaRun(status=state.runtime_status.name, output=state.serialized_output or "",
+                       custom_status=state.serialized_custom_status or "")
 
     async def raise_event(self, instance_id: str, name: str, data: dict) -> None:
         await self._client().raise_workflow_event(instance_id, name, data=data)
