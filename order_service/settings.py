@@ -22,6 +22,8 @@ class Settings:
     # no loss of throughput; 12 and 16 did not (docs/performance.md, "Overload").
     max_active_sagas: int = 8
     retry_after_ms: int = 500
+    # Open WatchOrder streams one replica serves at once; more are refused (RESOURCE_EXHAUSTED).
+    max_watchers: int = 64
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -35,4 +37,5 @@ class Settings:
             start_check_s=int(float(env("ORDERSAGA_START_CHECK_S", str(cls.start_check_s)))),
             max_active_sagas=int(env("ORDERSAGA_MAX_ACTIVE_SAGAS", str(cls.max_active_sagas))),
             retry_after_ms=int(env("ORDERSAGA_RETRY_AFTER_MS", str(cls.retry_after_ms))),
+            max_watchers=int(env("ORDERSAGA_MAX_WATCHERS", str(cls.max_watchers))),
         )
