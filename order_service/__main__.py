@@ -16,7 +16,7 @@ from dapr.ext.workflow import DaprWorkflowClient, WorkflowRuntime
 from dapr.ext.workflow.logger import LoggerOptions
 
 from apphost import server as apphost
-from order_service import actor, admission, api, orders_pb2, orders_pb2_grpc
+from order_service import actor, admission, api, liveness, orders_pb2, orders_pb2_grpc
 from order_service.actor_client import ActorClient
 from order_service.actor_host import new_actor_host
 from order_service.api import OrderApi
@@ -75,8 +75,10 @@ def main() -> None:
     workflows = WorkflowRuntime(logger_options=LoggerOptions(log_level=logging.ERROR))
     register_workflows(workflows, extra_saga_versions=extra_saga_versions())
 
+    started = {}
+
     async def startup():
-        actor_host = new_actor_host()
+        actor_host = started["actor_host"] = new_actor_host()
         await actor_host.register_actor(actor.OrderActor)
         await actor_host.start()
         workflows.start()
@@ -87,7 +89,10 @@ def main() -> None:
 
         return shutdown
 
-    apphost.run(APP_ID, app, [service], startup)
+    def alive() -> str | None:
+        return liveness.actor_host_lost(started["actor_host"]) or liveness.workflow_worker_lost(workflows)
+
+    apphost.run(APP_ID, app, [service], startup, liveness=alive)
 
 
 if __name__ == "__main__":
