@@ -172,6 +172,10 @@ group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=false
 num.partitions={MIN_PARTITIONS}
 log.retention.hours={RETENTION_HOURS}
+# One node has no replica to keep a message the kernel had not written out yet: flush every
+# message before it is acknowledged, so an approval the broker took survives power loss, as
+# on the embedded profile (a cluster keeps that promise with replicas: README).
+log.flush.interval.messages=1
 """)
 
 
