@@ -51,11 +51,11 @@ runtime: venv
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml dapr-saga/pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "ordersaga needs Python 3.11 or newer (set PYTHON=...)")'
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[stack,test]'
+	$(PY) -m pip install --quiet -e ./dapr-saga -e '.[stack,test]'
 	@touch $(STAMP)
 
 up: runtime
