@@ -20,13 +20,13 @@ import time
 import grpc
 from dapr.ext.workflow import WorkflowActivityContext
 from dapr.proto import api_v1
+from dapr_saga import EventNotPublished, ServiceUnavailable
 
 from apphost.observability import trace_carrier
 from inventory_service import inventory_pb2, inventory_pb2_grpc
 from order_service import events, metrics
 from order_service.actor import ACTOR_TYPE
 from order_service.dapr_clients import dapr_stub, sidecar_channel, sidecar_metadata
-from order_service.decisions import batch_result
 from order_service.domain import CANCELLABLE, OrderStatus
 from order_service.messages import (
     FinishCall,
@@ -39,7 +39,6 @@ from order_service.messages import (
     StockLine,
     StockLines,
 )
-from order_service.saga import CANCELLED
 from payment_service import payment_pb2, payment_pb2_grpc
 from shipping_service import shipping_pb2, shipping_pb2_grpc
 
@@ -62,10 +61,10 @@ def _logged(order_id: str, step: str, key: str, result: StepResult, metric_step:
     return result
 
 
-class ServiceUnavailable(Exception):
-    """A service call failed technically (the service, or a sidecar on the way, is away): the
-    saga retries it, then counts its outcome unknown. Any other exception out of an activity
-    is a fault the saga does not judge (order_service/saga.py, TECHNICAL_ERRORS)."""
+# ServiceUnavailable (dapr_saga's): a service call failed technically (the service, or a sidecar
+# on the way, is away): the saga retries it, then counts its outcome unknown. Any other exception
+# out of an activity is a fault the saga does not judge (the rules' technical_errors,
+# order_service/sagas).
 
 
 class OrderNotUpdated(Exception):
@@ -133,7 +132,7 @@ async def _each_line(batch: StockBatch, verb: str, key_suffix: str, call) -> Ste
         _guarded(line.order_id, f"{verb} {line.sku}", line.idempotency_key + key_suffix, call(line), verb,
                  undoable=verb == "reserve")
         for line in batch.lines))
-    return batch_result([part.model_copy(update={"name": line.sku}) for line, part in zip(batch.lines, parts)])
+    return StepResult.batch([part.model_copy(update={"name": line.sku}) for line, part in zip(batch.lines, parts)])
 
 
 # Saga v2: all lines in one call and one transaction at inventory.
@@ -254,7 +253,7 @@ async def cancel_shipment(ctx: WorkflowActivityContext, shipment: ShipmentCall) 
 # no: an earlier attempt of the same activity may have gone past the gate, so the saga undoes it
 # (an idempotent no-op when nothing happened).
 GATED = CANCELLABLE | {OrderStatus.SHIPPING}  # the statuses a cancel keeps the saga out of
-CANCELLED_FIRST = StepResult(ok=False, unknown=True, reason=CANCELLED, detail="a cancel was accepted first")
+CANCELLED_FIRST = StepResult.refused("a cancel was accepted first")
 
 
 async def update_order(ctx: WorkflowActivityContext, update: OrderUpdate) -> Gate:
@@ -309,8 +308,8 @@ async def _record(update: OrderUpdate) -> Gate:
     return Gate.model_validate_json(reply.data)
 
 
-class EventNotPublished(Exception):
-    """The entries are recorded but the event did not reach the broker (the saga notes it)."""
+# EventNotPublished (dapr_saga's): the entries are recorded but the event did not reach the
+# broker (the saga notes it on the timeline).
 
 
 # Registered under these names: renaming a Python function must never break replay.

@@ -45,8 +45,7 @@ from order_service.domain import (
     saga_instance_id,
 )
 from order_service.messages import OrderUpdate, RetryInput, SagaInput
-from order_service.retry_saga import RETRY_SAGA_NAME
-from order_service.saga import APPROVAL_EVENT, CANCEL_EVENT, SAGA_NAME
+from order_service.sagas import APPROVAL_EVENT, CANCEL_EVENT, RETRY_SAGA_NAME, SAGA_NAME
 from order_service.settings import Settings
 
 ACTOR_TYPE = "OrderActor"
@@ -373,7 +372,7 @@ class OrderActor(Actor, OrderActorInterface, Remindable):
 
     async def _adopt_lost_ending(self, order: OrderState, run: SagaRun | None) -> None:
         """The saga ended (or is gone) while the order is still in flight: its last writes never
-        reached the order. A saga leaves those as its custom status (order_service/saga.py), and
+        reached the order. A saga leaves those as its custom status (dapr_saga's Saga), and
         they are recorded now, as the saga meant them. Without them nothing runs on by itself, so
         a person must look: NEEDS_ATTENTION, saying what the engine knows."""
         left = _left_update(run)

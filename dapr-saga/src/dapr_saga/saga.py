@@ -41,7 +41,7 @@ from dapr_saga.models import (
     PlannedCall,
     StepResult,
 )
-from dapr_saga.steps import Call, Rules, with_gate
+from dapr_saga.steps import Call, Rules, Step, with_gate
 from dapr_saga.timeline import Timeline
 
 # What an update activity raises when the notes are recorded but the event did not reach the
@@ -290,7 +290,7 @@ class Saga:
         yield from self.end_with_update("completed", detail=detail)
         return COMPLETED
 
-    def complete_with(self, call: Call, carry: Callable[[Any], Any], *, detail: str = "", left_detail: str,
+    def complete_with(self, step: Step, carry: Callable[[Any], Any], *, detail: str = "", left_detail: str,
                       leftover: Leftover, **fields):
         """The last step and the ending in one activity (one workflow round trip less): `carry`
         builds the step's input from the completion update, which the activity records once
@@ -298,8 +298,8 @@ class Saga:
         the saga is past the point of no return) and ends NEEDS_ATTENTION with `left_detail`."""
         self.note("complete", COMPLETED, status=COMPLETED, detail=detail, **fields)
         *_, completion = self.take_update("completed", detail=detail)
-        task = self.ctx.call_activity(call.step.do, input=carry(completion),
-                                      retry_policy=call.step.retry or self.rules.update_retry)
+        task = self.ctx.call_activity(step.do, input=carry(completion),
+                                      retry_policy=step.retry or self.rules.update_retry)
         yield wf.when_any([task])  # completes on failure too
         if task.is_failed and failed_with(task, EVENT_NOT_PUBLISHED):
             # Done and recorded; only the event is missing: noted, the entity stays COMPLETED.
@@ -309,7 +309,7 @@ class Saga:
         done = result_of(task)
         if done.ok:
             return COMPLETED
-        self.note(call.name, "UNKNOWN" if done.unknown else done.reason or "FAILED", detail=done.detail)
+        self.note(step.name, "UNKNOWN" if done.unknown else done.reason or "FAILED", detail=done.detail)
         return (yield from self.needs_attention(left_detail, leftover))
 
     def fail(self, reason: str, *, cancel_wins: bool | str = False):

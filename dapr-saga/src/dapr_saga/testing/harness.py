@@ -32,7 +32,6 @@ from google.protobuf import timestamp_pb2, wrappers_pb2
 from google.protobuf.json_format import MessageToDict
 
 from dapr_saga.registry import fresh, unmarked
-
 from dapr_saga.testing import _sdk
 from dapr_saga.testing._sdk import pb
 from dapr_saga.testing.fakes import HANG, Attempt, Later, _current
@@ -192,9 +191,12 @@ class Run:
     def save(self, path: Path, **about) -> Path:
         """Write the history as tests/replay keeps recordings (`dapr_saga.testing.replay` reads it)."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        record = {**about, "workflow": self.workflow, "version": self.version, "instance_id": self.instance_id,
-                  "events": self.history_json()}
-        path.write_text(json.dumps(record, indent=1) + "\n")
+        record = {**about, "workflow": self.workflow, "version": self.version, "instance_id": self.instance_id}
+        if self._without_patches:
+            record["without_patches"] = sorted(self._without_patches)
+        head = json.dumps(record)[:-1]
+        events = ",\n".join(json.dumps(event, separators=(",", ":")) for event in self.history_json())
+        path.write_text(f'{head}, "events": [\n{events}\n]}}\n')  # one event a line
         return path
 
     # ---- the engine ---------------------------------------------------------------------------
@@ -205,9 +207,9 @@ class Run:
 
     def _begin(self, input: Any) -> None:
         encoded = _sdk.to_json(input) if input is not None else None
-        self._push(self.now, pb.HistoryEvent(eventId=-1, timestamp=_ts(self.now), executionStarted=pb.ExecutionStartedEvent(
-            name=self.workflow, input=_string(encoded),
-            workflowInstance=pb.WorkflowInstance(instanceId=self.instance_id))))
+        started = pb.ExecutionStartedEvent(name=self.workflow, input=_string(encoded),
+                                           workflowInstance=pb.WorkflowInstance(instanceId=self.instance_id))
+        self._push(self.now, pb.HistoryEvent(eventId=-1, timestamp=_ts(self.now), executionStarted=started))
 
     def _drain(self, until: datetime) -> "Run":
         while not self.done and self._queue:
@@ -253,9 +255,9 @@ class Run:
         kind = action.WhichOneof("workflowActionType")
         if kind == "scheduleTask":
             task = action.scheduleTask
-            self.history.append(pb.HistoryEvent(eventId=action.id, timestamp=_ts(self.now), taskScheduled=pb.TaskScheduledEvent(
-                name=task.name, input=task.input if task.HasField("input") else None,
-                taskExecutionId=task.taskExecutionId)))
+            scheduled = pb.TaskScheduledEvent(name=task.name, input=task.input if task.HasField("input") else None,
+                                              taskExecutionId=task.taskExecutionId)
+            self.history.append(pb.HistoryEvent(eventId=action.id, timestamp=_ts(self.now), taskScheduled=scheduled))
             self._run_activity(action.id, task)
         elif kind == "createTimer":
             timer = action.createTimer
