@@ -77,8 +77,9 @@ class Harness:
     def _answer(self, run: "Run", task_id: int, call: ActivityCall, encoded: str | None) -> Any:
         """An activity's answer: its fake's, or the registered activity's (called as the worker does)."""
         decoded = _sdk.from_json(encoded) if encoded else None
-        call.input = _coerce(self._activities.get(call.name), decoded)
         fake = self.fakes.get(call.name)
+        registered_fn = self._activities.get(call.name)
+        call.input = _coerce(registered_fn, decoded, 1) if registered_fn else _coerce(fake, decoded, 0)
         if fake is not None:
             token = _current.set(Attempt(call.name, call.number, call.attempts))
             try:
@@ -338,15 +339,19 @@ def _loop() -> asyncio.AbstractEventLoop:
     return _event_loop
 
 
-def _coerce(fn: Callable | None, value: Any) -> Any:
-    """The input as `fn` declares it (a model with `model_validate`), as the SDK coerces it."""
+def _coerce(fn: Callable | None, value: Any, position: int) -> Any:
+    """The input as `fn` declares it at `position` (a model with `model_validate`), as the SDK
+    coerces it: the registered activity's (ctx, input), else the fake's own (input)."""
     if fn is None or not isinstance(value, dict):
         return value
-    params = list(inspect.signature(fn).parameters.values())
-    if len(params) < 2:
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return value
+    if len(params) <= position:
         return value
     try:
-        hint = typing.get_type_hints(fn).get(params[1].name)
+        hint = typing.get_type_hints(fn).get(params[position].name)
     except Exception:  # noqa: BLE001 - an annotation that cannot be resolved: the JSON as it is
         return value
     for candidate in (hint, *typing.get_args(hint)):
