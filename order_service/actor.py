@@ -47,6 +47,7 @@ from order_service.domain import (
 from order_service.messages import OrderUpdate, RetryInput, SagaInput
 from order_service.sagas import APPROVAL_EVENT, CANCEL_EVENT, RETRY_SAGA_NAME, SAGA_NAME
 from order_service.settings import Settings
+from order_service.sidecar import ActorRefusal
 
 ACTOR_TYPE = "OrderActor"
 STATE_KEY = "order"
@@ -81,12 +82,9 @@ def ports() -> ActorPorts:
     return _ports
 
 
-class OrderError(Exception):
-    """A refused request. `code` is the gRPC status name the API maps it to."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(f"{code}: {message}")
-        self.code = code
+class OrderError(ActorRefusal):
+    """A refused request. `code` is the gRPC status name the API maps it to; it reaches the
+    caller as data the sidecar module reads (order_service/sidecar.py), never as text to parse."""
 
 
 def now_iso() -> str:
