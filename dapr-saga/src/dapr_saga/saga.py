@@ -156,7 +156,7 @@ class Saga:
             return (yield from self.update())
         if task.is_failed and self._patched(self.rules.faults_patch):
             return self._unrecorded(task)
-        return Gate.model_validate(task.get_result())
+        return Gate.model_validate(task.get_result() or {})  # an update activity may answer nothing
 
     def update(self, announce: str = "", **event_fields):
         """Write the noted entries now (and publish `announce`): the entity's Gate."""
