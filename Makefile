@@ -19,8 +19,9 @@ test: runtime
 	$(VENV)/bin/ordersaga runtime --profile production --observe
 	$(PY) -m pytest
 
+# Everything that needs no sidecar: unit tests, the replay check, the saga kit's and the example's tests.
 unit: venv
-	$(PY) -m pytest tests/unit
+	$(PY) -m pytest tests/unit tests/replay dapr-saga/tests examples
 
 e2e: runtime
 	$(PY) -m pytest tests/e2e
