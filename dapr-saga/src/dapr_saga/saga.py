@@ -131,7 +131,7 @@ class Saga:
         self.unwritten.append(Note(step=step, outcome=outcome, detail=detail, key=f"{self.key_prefix}{step}:{outcome}",
                                    status=status, reason=reason, **fields))
 
-    def take_update(self, announce: str = "", *, status: str = "", reason: str = "", detail: str = "",
+    def _take_update(self, announce: str = "", *, status: str = "", reason: str = "", detail: str = "",
                     leftover: Leftover | None = None):
         """The noted entries (taken: they are written with this update) and the `announce` event,
         as the update activity's input."""
@@ -142,7 +142,7 @@ class Saga:
 
     def start_update(self, announce: str = "", *, policy: wf.RetryPolicy | None = None, **fields):
         """Start the activity that writes the noted entries and publishes `announce` (if any)."""
-        notes, event, leftover, message = self.take_update(announce, **fields)
+        notes, event, leftover, message = self._take_update(announce, **fields)
         task = self.ctx.call_activity(self.timeline.activity, input=message,
                                       retry_policy=policy or self.rules.update_retry)
         self._updates[task] = (notes, event, leftover)
@@ -297,7 +297,7 @@ class Saga:
         the step is done. A step that keeps failing leaves `leftover` to do (nothing is undone:
         the saga is past the point of no return) and ends NEEDS_ATTENTION with `left_detail`."""
         self.note("complete", COMPLETED, status=COMPLETED, detail=detail, **fields)
-        *_, completion = self.take_update("completed", detail=detail)
+        *_, completion = self._take_update("completed", detail=detail)
         task = self.ctx.call_activity(step.do, input=carry(completion),
                                       retry_policy=step.retry or self.rules.update_retry)
         yield wf.when_any([task])  # completes on failure too

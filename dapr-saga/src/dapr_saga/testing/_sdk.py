@@ -7,6 +7,10 @@ and it reaches for the names below. Each is checked here when `dapr_saga.testing
 an SDK that renamed or removed one fails the import with the name and what to change, instead of
 failing tests somewhere deep with an AttributeError.
 
+One more the kit itself relies on, outside the harness: the attributes the SDK marks a registered
+function with (`dapr_saga/registry.py`, `_REGISTRATION_MARKS`), which a fresh wrapper must not
+inherit; the kit's tests register the same code twice in one process, which fails if they change.
+
 Checked against dapr-ext-workflow 1.18.3 (TESTED_WITH). When a check fails after an upgrade:
 find the name's new home in the SDK's `_durabletask` package (worker.py, task.py,
 internal/helpers.py, internal/shared.py, internal/protos.py), change it here and only here, and
