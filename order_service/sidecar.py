@@ -133,12 +133,6 @@ class Sidecar:
         calls on this one carry it; unary calls keep the SDK's interceptors."""
         return create_aio_channel(interceptors=[_StreamToken(self.token)] if self.token else None)
 
-    def stub(self, stub_class, app_id: str = "") -> tuple[Any, dict]:
-        """A stub on the running loop's channel, and the keyword arguments of a call through it
-        to `app_id` (gRPC proxying: Dapr's name resolution, resiliency and access control apply)."""
-        return stub_class(self.aio_channel()), {"metadata": self.metadata(*((("dapr-app-id", app_id),) if app_id
-                                                                             else ()))}
-
     # ---- actors -----------------------------------------------------------------------------
 
     def call_actor(self, actor_type: str, actor_id: str, method: str, data: Any = None, timeout: float = 30):
