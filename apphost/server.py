@@ -30,12 +30,10 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from apphost import faults_pb2_grpc, logs, observability
+from apphost.faults import FAULT_INJECTION_ENV, FaultInjector, methods_of
 from apphost.faults import SERVICE_NAME as FAULTS_SERVICE
-from apphost.faults import FaultInjector, methods_of
 
 Startup = Callable[[], Awaitable[Callable[[], Awaitable[None]] | None]]
-
-FAULT_INJECTION_ENV = "ORDERSAGA_FAULT_INJECTION"
 
 log = logging.getLogger("apphost.server")
 

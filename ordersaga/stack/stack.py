@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from apphost.faults import FAULT_INJECTION_ENV
 from ordersaga.stack import processes, sentry, zipkin
 from ordersaga.stack.layout import (
     APPS,
@@ -353,7 +354,7 @@ class Stack:
         )
         # The services' Faults API and interceptor (apphost/faults.py) exist only where the stack
         # turns them on: every local stack, for the chaos and fuzz suites and `ordersaga faults`.
-        app_env.setdefault("ORDERSAGA_FAULT_INJECTION", "on")
+        app_env.setdefault(FAULT_INJECTION_ENV, "on")
         zipkin_endpoint = zipkin.spans_endpoint(HOST, state.ports.zipkin) if state.observe else None
         if state.observe:  # read by apphost.observability: no metrics server, no tracer otherwise
             app_env.update(ORDERSAGA_METRICS_PORT=str(ap.app_metrics), ORDERSAGA_ZIPKIN_ENDPOINT=zipkin_endpoint)
