@@ -8,6 +8,7 @@ both (apphost.statestore), so no order is ever charged twice and credit is never
 from __future__ import annotations
 
 import logging
+from typing import Callable
 
 from apphost.server import require
 from apphost.statestore import OptimisticStore, Write
@@ -25,6 +26,18 @@ def account_key(customer_id: str) -> str:
 
 def payment_key(idempotency_key: str) -> str:
     return f"payment|{idempotency_key}"
+
+
+# What the saga's undo of a payment does, whichever undo it calls (the refund of a capture or
+# the void of the hold): the order takes no money. A payment still only authorized is voided,
+# so a capture that lands after the undo (it timed out, and the service did it later) finds it
+# VOIDED and takes nothing; a captured one is refunded. The saga undoes a timed-out capture
+# with a refund and then voids the hold: without this, a capture landing between the two
+# charged the customer of a FAILED order (issue 18, hole 1).
+TAKE_NOTHING: dict[str, tuple[str, Callable]] = {
+    "AUTHORIZED": ("VOIDED", Account.release_hold),
+    "CAPTURED": ("REFUNDED", Account.refund),
+}
 
 
 def _credit(account: Account) -> pb.Credit:
@@ -73,16 +86,19 @@ class PaymentServicer(pb_grpc.PaymentServiceServicer):
         return reply
 
     def Capture(self, request: pb.PaymentRef, context) -> pb.PaymentReply:
-        return self._transition(request, context, {"AUTHORIZED": "CAPTURED"}, Account.capture, tombstone=None)
+        return self._transition(request, context, "capture", {"AUTHORIZED": ("CAPTURED", Account.capture)},
+                                tombstone=None)
 
     def Void(self, request: pb.PaymentRef, context) -> pb.PaymentReply:
-        return self._transition(request, context, {"AUTHORIZED": "VOIDED"}, Account.release_hold, tombstone="VOIDED")
+        return self._transition(request, context, "void", TAKE_NOTHING, tombstone="VOIDED")
 
     def Refund(self, request: pb.PaymentRef, context) -> pb.PaymentReply:
-        return self._transition(request, context, {"CAPTURED": "REFUNDED"}, Account.refund, tombstone=None)
+        return self._transition(request, context, "refund", TAKE_NOTHING, tombstone="VOIDED")
 
-    def _transition(self, request: pb.PaymentRef, context, moves: dict[str, str], change, tombstone: str | None):
-        """Move the payment along `moves`; any other state answers with the stored entry."""
+    def _transition(self, request: pb.PaymentRef, context, verb: str, moves: dict[str, tuple[str, Callable]],
+                    tombstone: str | None):
+        """Move the payment along `moves` (state -> new state and what it does to the account);
+        any other state answers with the stored entry. An unknown key gets `tombstone`, if any."""
         require(context, request.idempotency_key, "idempotency_key is required")
         key = payment_key(request.idempotency_key)
 
@@ -96,14 +112,15 @@ class PaymentServicer(pb_grpc.PaymentServiceServicer):
             account, etag = self._account(done.customer_id)
             if done.state not in moves:
                 return self._reply(done, account)
+            state, change = moves[done.state]
             after = change(account, done.amount_cents)
-            moved = done.model_copy(update={"state": moves[done.state]})
+            moved = done.model_copy(update={"state": state})
             self._store.transact(Write(account_key(done.customer_id), after, etag=etag),
                                  Write(key, moved, etag=done_etag))
             return self._reply(moved, after)
 
         reply = self._store.retrying(attempt)
-        log.info("%s key=%s -> %s", "/".join(moves.values()).lower(), request.idempotency_key, reply.state or "unknown")
+        log.info("%s key=%s -> %s", verb, request.idempotency_key, reply.state or "unknown")
         return reply
 
     def SetCredit(self, request: pb.SetCreditRequest, context) -> pb.Credit:

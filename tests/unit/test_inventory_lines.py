@@ -6,48 +6,14 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from apphost.statestore import ConcurrencyConflict, OptimisticStore, Write
 from inventory_service import inventory_pb2 as pb
 from inventory_service.server import InventoryServicer
-
-
-class MemoryStore(OptimisticStore):
-    def __init__(self):
-        super().__init__("inventory-store")
-        self.rows: dict[str, tuple[str, int]] = {}
-        self.transactions = 0
-
-    def read(self, key, model):
-        if key not in self.rows:
-            return None, None
-        value, etag = self.rows[key]
-        return model.model_validate_json(value), str(etag)
-
-    def read_many(self, keys, model):
-        return {key: self.read(key, model) for key in keys}
-
-    def transact(self, *writes: Write) -> None:
-        for w in writes:
-            current = self.rows.get(w.key)
-            if (w.new and current) or (w.etag is not None and (not current or str(current[1]) != w.etag)):
-                raise ConcurrencyConflict()
-        for w in writes:
-            self.rows[w.key] = (w.value.model_dump_json(), self.rows.get(w.key, ("", 0))[1] + 1)
-        self.transactions += 1
-
-
-class Aborted(Exception):
-    pass
-
-
-class Context:
-    def abort(self, code, message):
-        raise Aborted(code, message)
+from tests.helpers.memory_store import Aborted, Context, MemoryStore
 
 
 @pytest.fixture()
 def inventory():
-    servicer = InventoryServicer(MemoryStore())
+    servicer = InventoryServicer(MemoryStore("inventory-store"))
     for sku, on_hand in (("a", 5), ("b", 1)):
         servicer.SetStock(pb.SetStockRequest(sku=sku, on_hand=on_hand), Context())
     return servicer
