@@ -275,7 +275,10 @@ def _answer(data: bytes) -> Any:
 
 
 def _unanswered(error: grpc.RpcError) -> ActorCallError:
-    return ActorCallError("UNAVAILABLE", f"{error.code().name}: {error.details()}")
+    """A call the sidecar did not hand the actor: one it refused as malformed (an actor id daprd
+    does not take) can never succeed; anything else may, later."""
+    code = "INVALID_ARGUMENT" if error.code() == grpc.StatusCode.INVALID_ARGUMENT else "UNAVAILABLE"
+    return ActorCallError(code, f"{error.code().name}: {error.details()}")
 
 
 def _no_such_instance(error: grpc.RpcError) -> bool:

@@ -59,12 +59,18 @@ def test_answers_are_the_methods_json():
     assert _answer(json.dumps({"message": "a field named so", "status": "PLACED"}).encode())["status"] == "PLACED"
 
 
-def test_a_call_that_got_no_answer_is_unavailable():
-    class Unreachable(grpc.RpcError):
-        def code(self):
-            return grpc.StatusCode.UNAVAILABLE
+class Refused(grpc.RpcError):
+    def __init__(self, code: grpc.StatusCode, details: str):
+        self._code, self._details = code, details
 
-        def details(self):
-            return "connection refused"
-    assert (_unanswered(Unreachable()).code, _unanswered(Unreachable()).message) == (
-        "UNAVAILABLE", "UNAVAILABLE: connection refused")
+    def code(self):
+        return self._code
+
+    def details(self):
+        return self._details
+
+
+def test_a_call_that_got_no_answer_is_unavailable_and_a_malformed_one_invalid():
+    unreachable = _unanswered(Refused(grpc.StatusCode.UNAVAILABLE, "connection refused"))
+    assert (unreachable.code, unreachable.message) == ("UNAVAILABLE", "UNAVAILABLE: connection refused")
+    assert _unanswered(Refused(grpc.StatusCode.INVALID_ARGUMENT, "invalid actorId")).code == "INVALID_ARGUMENT"
