@@ -18,6 +18,7 @@ from ordersaga import cli_orders
 from ordersaga.cli_orders import UsageError
 from ordersaga.client import NoLiveSidecar, SagaClient
 from ordersaga.console.__main__ import DEFAULT_PORT as CONSOLE_PORT
+from ordersaga.kube import KubeError
 from ordersaga.stack import processes
 from ordersaga.stack.layout import PROFILES, StackState, run_dir_from_env
 from ordersaga.stack.profiles import ProfileUnavailable
@@ -124,9 +125,14 @@ def cmd_top(args: argparse.Namespace) -> int:
     return top.run(run_dir_from_env(), once=args.once, interval=args.interval)
 
 
-def running_client() -> SagaClient:
+def running_client(args: argparse.Namespace | None = None) -> SagaClient:
     """A client for the stack in the run directory; any live sidecar serves it (a replica that
-    died does not stop the CLI)."""
+    died does not stop the CLI). With --kube: for the system deployed on Kubernetes, through a
+    port-forward to order-service's sidecar (ordersaga/kube.py)."""
+    if args is not None and getattr(args, "kube", False):
+        from ordersaga import kube
+
+        return kube.kube_client(args.namespace)  # its port-forward lives until the CLI exits
     run_dir = run_dir_from_env()
     state = StackState.load(run_dir)
     if state is None or not any(processes.is_running(r) for r in state.processes.values() if r.kind == "sidecar"):
@@ -135,7 +141,10 @@ def running_client() -> SagaClient:
 
 
 def with_client(verb):
-    return lambda args: verb(running_client(), args)
+    return lambda args: verb(running_client(args), args)
+
+
+_LOCAL_ONLY = {"up", "down", "status", "runtime", "top", "console"}
 
 
 def cmd_console(args: argparse.Namespace) -> int:
@@ -181,6 +190,11 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Money is given in currency units with up to two decimals (12.50). "
                "The run directory is ./.ordersaga (ORDERSAGA_HOME overrides).",
     )
+    parser.add_argument("--kube", action="store_true",
+                        help="drive ordersaga deployed on Kubernetes (kubectl's cluster, or the local one of "
+                             "`make k8s-up`) through a port-forward to order-service's sidecar")
+    parser.add_argument("--namespace", default="ordersaga", help="with --kube: the release's namespace (default "
+                                                                  "ordersaga)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     up = sub.add_parser("up", help="start the stack (only what is not running)")
@@ -320,13 +334,16 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["bench"]:
         return run_bench(argv[1:])
     args = build_parser().parse_args(argv)
+    if args.kube and args.command in _LOCAL_ONLY:
+        return cli_orders.fail(f"`{args.command}` is for the local stack; with --kube, the cluster runs ordersaga "
+                               "(kubectl and helm manage it: README, \"Deploying to Kubernetes\")", code=2)
     try:
         return args.func(args)
     except UsageError as error:
         return cli_orders.fail(str(error), code=2)
     except grpc.RpcError as error:
         return cli_orders.fail(cli_orders.grpc_error_message(error))
-    except (StackError, RuntimeProvisionError, ProfileUnavailable, NoLiveSidecar) as error:
+    except (StackError, RuntimeProvisionError, ProfileUnavailable, NoLiveSidecar, KubeError) as error:
         return cli_orders.fail(str(error))
     except KeyboardInterrupt:
         return 130

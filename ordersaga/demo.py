@@ -85,7 +85,10 @@ PATHS = [
 ]
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--kube"]:
+        return main_kube(argv[1:])
     stack = Stack(run_dir_from_env(), log=lambda m: print(m, file=sys.stderr, flush=True))
     # A stack with anything running is someone's: use it as it is (the client goes through any
     # live sidecar) and leave it running. Otherwise start one (ORDERSAGA_PROFILE picks the
@@ -101,6 +104,20 @@ def main() -> int:
     finally:
         if not someone_elses:
             stack.down()
+
+
+def main_kube(argv: list[str]) -> int:
+    """`python -m ordersaga.demo --kube [--namespace N]`: the same paths against the system deployed
+    on Kubernetes (ordersaga/kube.py), which it leaves running."""
+    from ordersaga import kube
+
+    namespace = argv[1] if argv[:1] == ["--namespace"] and len(argv) > 1 else kube.DEFAULT_NAMESPACE
+    print(f"Demo on Kubernetes, namespace {namespace}", flush=True)
+    try:
+        return run_paths(kube.kube_client(namespace))
+    except kube.KubeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
 
 
 def run_paths(client: SagaClient) -> int:

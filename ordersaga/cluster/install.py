@@ -118,7 +118,8 @@ class Installer:
         proc = subprocess.run([str(self.helm), *args], capture_output=True, text=True, cwd=project_root(), env=env,
                               timeout=timeout)
         if proc.returncode != 0:
-            raise InstallError(f"{what}: helm {' '.join(args[:3])} failed:\n{(proc.stderr or proc.stdout).strip()[-2000:]}"
+            said = (proc.stderr or proc.stdout).strip()[-2000:]
+            raise InstallError(f"{what}: helm {' '.join(args[:3])} failed:\n{said}"
                                f"\n{self._pods_report()}")
         return proc.stdout
 
@@ -138,7 +139,8 @@ class Installer:
         self.log(f"Installed Dapr, PostgreSQL, Kafka and ordersaga in {time.monotonic() - started:.0f}s")
 
     def install_dapr(self) -> None:
-        self.log(f"1. Dapr {DAPR_TAG} from its own chart into {DAPR_NAMESPACE} (images {DAPR_REGISTRY}/*:{DAPR_TAG}) ...")
+        self.log(f"1. Dapr {DAPR_TAG} from its own chart into {DAPR_NAMESPACE} "
+                 f"(images {DAPR_REGISTRY}/*:{DAPR_TAG}) ...")
         started = time.monotonic()
         self.helm_run("installing Dapr", *dapr_install_args(str(dapr_chart())))
         self.log(f"   Dapr's control plane is ready ({time.monotonic() - started:.0f}s)")
@@ -180,7 +182,8 @@ class Installer:
             except postgres.PostgresRefused as error:
                 raise InstallError(f"{name}: {error}") from None
             time.sleep(0.5)
-        raise InstallError(f"{name} did not become ready; last lines of {record.log}:\n{processes.log_tail(record.log, 25)}")
+        raise InstallError(f"{name} did not become ready; last lines of {record.log}:\n"
+                           f"{processes.log_tail(record.log, 25)}")
 
     def _start_postgres(self, host: str) -> None:
         install = self.state.install
@@ -206,8 +209,8 @@ class Installer:
         dist = kafka.ensure_kafka(self.log)
         conf, logs = self.state.run_dir / "kafka" / "server.properties", self.state.run_dir / "kafka" / "data"
         conf.parent.mkdir(parents=True, exist_ok=True)
-        kafka.write_config(conf, host=host, port=install["kafka_port"], controller_port=install["kafka_controller_port"],
-                           log_dir=logs)
+        kafka.write_config(conf, host=host, port=install["kafka_port"],
+                           controller_port=install["kafka_controller_port"], log_dir=logs)
         kafka.format_storage(dist, conf, logs)
         bootstrap = f"{host}:{install['kafka_port']}"
         self._spawn("kafka", kafka.server_argv(dist, conf), lambda: kafka.is_ready(bootstrap))

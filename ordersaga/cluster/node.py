@@ -19,6 +19,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import shlex
 import shutil
 import ssl
 import string
@@ -313,7 +314,7 @@ def _kubeconfig_of(state: ClusterState, name: str) -> str:
 def write_configs(state: ClusterState, pause_image: str) -> None:
     net, run = state.network, state.run_dir
     (run / "containerd").mkdir(parents=True, exist_ok=True)
-    (run / "containerd" / "config.toml").write_text(f"""# containerd for the node of ordersaga's local cluster: everything in the run directory.
+    (run / "containerd" / "config.toml").write_text(f"""# containerd of ordersaga's local cluster node.
 version = 2
 root = "{run / 'containerd' / 'root'}"
 state = "{run / 'containerd' / 'state'}"
@@ -532,8 +533,9 @@ class Node:
     def new_state(self) -> ClusterState:
         socket_path = self.run_dir / "containerd" / "containerd.sock.ttrpc"
         if len(str(socket_path)) > _UNIX_PATH_MAX:
-            raise ClusterError(f"the run directory {self.run_dir} is too deep for containerd's sockets ({len(str(socket_path))} "
-                               f"characters, at most {_UNIX_PATH_MAX}): set ORDERSAGA_K8S_HOME to a shorter path")
+            raise ClusterError(f"the run directory {self.run_dir} is too deep for containerd's sockets "
+                               f"({len(str(socket_path))} characters, at most {_UNIX_PATH_MAX}): set "
+                               "ORDERSAGA_K8S_HOME to a shorter path")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "logs").mkdir(exist_ok=True)
         state = ClusterState(run_dir=self.run_dir, network=pick_network(), ports=pick_ports())
@@ -611,7 +613,8 @@ class Node:
     def apply_addons(self, state: ClusterState, kubectl: str) -> None:
         from ordersaga.cluster.images import COREDNS_IMAGE
 
-        forward = "forward . /etc/resolv.conf" if _resolver_reachable() else "# no forward: the host's resolver is on loopback"
+        forward = ("forward . /etc/resolv.conf" if _resolver_reachable()
+                   else "# no forward: the host's resolver is on loopback")
         values = {"cluster_domain": CLUSTER_DOMAIN, "coredns_image": COREDNS_IMAGE, "dns_ip": state.network.dns_ip,
                   "forward": forward}
         root = project_root()
@@ -669,7 +672,7 @@ spec:
             self._stop(state, name, timeout=30)
         if programs and "kube-proxy" in programs:
             subprocess.run([str(programs["kube-proxy"]), "--cleanup"], capture_output=True, text=True)
-        _delete_kubelet_chains()
+        problems += _delete_kube_chains()
         problems += _unmount_under(self.run_dir)
         problems += _remove_leftover_netns(state)
         problems += restore_host(state)
@@ -745,7 +748,8 @@ def _remove_leftover_netns(state: ClusterState) -> list[str]:
         return []
     net = ipaddress.ip_network(state.network.pod_cidr)
     for entry in netns_dir.glob("cni-*"):
-        out = subprocess.run(["ip", "-n", entry.name, "-4", "-o", "addr", "show"], capture_output=True, text=True).stdout
+        out = subprocess.run(["ip", "-n", entry.name, "-4", "-o", "addr", "show"], capture_output=True,
+                             text=True).stdout
         addresses = [t.split("/")[0] for t in out.split() if "/" in t and t[0].isdigit()]
         if any(_is_ip(a) and ipaddress.ip_address(a) in net for a in addresses):
             proc = subprocess.run(["ip", "netns", "delete", entry.name], capture_output=True, text=True)
@@ -754,15 +758,43 @@ def _remove_leftover_netns(state: ClusterState) -> list[str]:
     return problems
 
 
-def _delete_kubelet_chains() -> None:
-    """The kubelet's canary and hint chains (kube-proxy --cleanup removes its own)."""
+def _delete_kube_chains() -> list[str]:
+    """What kube-proxy and the kubelet leave in iptables after `kube-proxy --cleanup`: their KUBE-*
+    chains (canaries, KUBE-FIREWALL, KUBE-MARK-MASQ) and the jumps to them from the built-in
+    chains. Skipped, and said, when another kube-proxy runs on this machine: they would be its."""
+    if _other_kube_proxy():
+        return ["iptables: another kube-proxy runs on this machine, so its KUBE-* chains were left alone"]
+    problems = []
     for binary in ("iptables", "ip6tables"):
         if not shutil.which(binary):
             continue
-        for table in ("mangle", "nat", "filter"):
-            for chain in ("KUBE-KUBELET-CANARY", "KUBE-IPTABLES-HINT", "KUBE-FIREWALL"):
+        for table in ("filter", "nat", "mangle"):
+            dump = subprocess.run([f"{binary}-save", "-t", table], capture_output=True, text=True).stdout
+            chains = [line[1:].split()[0] for line in dump.splitlines() if line.startswith(":KUBE-")]
+            for line in dump.splitlines():
+                parts = shlex.split(line)
+                if len(parts) > 3 and parts[0] == "-A" and not parts[1].startswith("KUBE-") and \
+                        any(p.startswith("KUBE-") for p in parts[2:]):
+                    subprocess.run([binary, "-w", "-t", table, "-D", *parts[1:]], capture_output=True)
+            for chain in chains:
                 subprocess.run([binary, "-w", "-t", table, "-F", chain], capture_output=True)
-                subprocess.run([binary, "-w", "-t", table, "-X", chain], capture_output=True)
+            for chain in chains:
+                proc = subprocess.run([binary, "-w", "-t", table, "-X", chain], capture_output=True, text=True)
+                if proc.returncode != 0:
+                    problems.append(f"{binary} -t {table} chain {chain}: {proc.stderr.strip()}")
+    return problems
+
+
+def _other_kube_proxy() -> bool:
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                argv0 = (entry / "cmdline").read_bytes().split(b"\0", 1)[0]
+            except OSError:
+                continue
+            if argv0.endswith(b"/kube-proxy") or argv0 == b"kube-proxy":
+                return True
+    return False
 
 
 def _remove_container_log_links(pod_logs: Path) -> None:

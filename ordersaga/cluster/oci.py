@@ -21,6 +21,7 @@ CONFIG_MEDIA_TYPE = "application/vnd.oci.image.config.v1+json"
 MANIFEST_MEDIA_TYPE = "application/vnd.oci.image.manifest.v1+json"
 INDEX_MEDIA_TYPE = "application/vnd.oci.image.index.v1+json"
 
+DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 NONROOT = 65532  # distroless's `nonroot`, the user Dapr's images run as
 _EPOCH = 0  # fixed timestamps: the same inputs give the same digests
 
@@ -38,7 +39,7 @@ nonroot:x:65532:
 class ImageConfig:
     entrypoint: list[str] = field(default_factory=list)
     cmd: list[str] = field(default_factory=list)
-    env: list[str] = field(default_factory=lambda: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"])
+    env: list[str] = field(default_factory=lambda: [DEFAULT_PATH])
     user: str = ""
     workdir: str = ""
     labels: dict[str, str] = field(default_factory=dict)
@@ -52,8 +53,8 @@ class ImageConfig:
         return config
 
 
-def _add(tar: tarfile.TarFile, name: str, *, data: bytes | None = None, mode: int = 0o644, kind: bytes = tarfile.REGTYPE,
-         uid: int = 0, gid: int = 0) -> None:
+def _add(tar: tarfile.TarFile, name: str, *, data: bytes | None = None, mode: int = 0o644,
+         kind: bytes = tarfile.REGTYPE, uid: int = 0, gid: int = 0) -> None:
     info = tarfile.TarInfo(name)
     info.type = kind
     info.mode = mode

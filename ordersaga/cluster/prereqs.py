@@ -37,7 +37,8 @@ class ClusterPrerequisiteError(RuntimeError):
     """Something the cluster needs is missing; the message says what to install or do."""
 
 
-def missing_packages(which: Callable[[str], str | None] = shutil.which, cni_dir: Path = CNI_DIR) -> dict[str, list[str]]:
+def missing_packages(which: Callable[[str], str | None] = shutil.which,
+                     cni_dir: Path = CNI_DIR) -> dict[str, list[str]]:
     """Debian package -> the commands of it that are missing (empty: nothing is)."""
     missing: dict[str, list[str]] = {}
     for command, package in COMMANDS.items():
@@ -79,7 +80,8 @@ def ensure_packages(log: Callable[[str], None] = print) -> None:
             )
     still = missing_packages()
     if still:
-        raise ClusterPrerequisiteError(f"Installed {' '.join(packages)}, but these are still missing:\n{describe(still)}")
+        raise ClusterPrerequisiteError(f"Installed {' '.join(packages)}, but these are still missing:\n"
+                                       f"{describe(still)}")
     log("  installed")
 
 
