@@ -102,5 +102,6 @@ k8s-test: venv
 	$(PY) -m pytest tests/k8s
 
 k8s: runtime
-	@$(PY) -m ordersaga.cluster up && $(PY) -m ordersaga.cluster install && $(PY) -m pytest tests/k8s; \
+	@$(PY) -m ordersaga.cluster up && $(PY) -m ordersaga.cluster install --values tests/k8s/values.yaml && \
+	  $(PY) -m pytest tests/k8s; \
 	  status=$$?; $(PY) -m ordersaga.cluster down || status=1; exit $$status

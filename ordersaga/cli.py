@@ -125,14 +125,9 @@ def cmd_top(args: argparse.Namespace) -> int:
     return top.run(run_dir_from_env(), once=args.once, interval=args.interval)
 
 
-def running_client(args: argparse.Namespace | None = None) -> SagaClient:
+def running_client() -> SagaClient:
     """A client for the stack in the run directory; any live sidecar serves it (a replica that
-    died does not stop the CLI). With --kube: for the system deployed on Kubernetes, through a
-    port-forward to order-service's sidecar (ordersaga/kube.py)."""
-    if args is not None and getattr(args, "kube", False):
-        from ordersaga import kube
-
-        return kube.kube_client(args.namespace)  # its port-forward lives until the CLI exits
+    died does not stop the CLI)."""
     run_dir = run_dir_from_env()
     state = StackState.load(run_dir)
     if state is None or not any(processes.is_running(r) for r in state.processes.values() if r.kind == "sidecar"):
@@ -140,8 +135,16 @@ def running_client(args: argparse.Namespace | None = None) -> SagaClient:
     return SagaClient(state)
 
 
+def kube_client(args: argparse.Namespace) -> SagaClient:
+    """With --kube: the system deployed on Kubernetes, through a port-forward to order-service's
+    sidecar (ordersaga/kube.py); the forward lives until the CLI exits."""
+    from ordersaga import kube
+
+    return kube.kube_client(args.namespace)
+
+
 def with_client(verb):
-    return lambda args: verb(running_client(args), args)
+    return lambda args: verb(kube_client(args) if getattr(args, "kube", False) else running_client(), args)
 
 
 _LOCAL_ONLY = {"up", "down", "status", "runtime", "top", "console"}

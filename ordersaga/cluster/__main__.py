@@ -116,7 +116,8 @@ def cmd_install(args: argparse.Namespace) -> int:
     if state is None or not state.processes:
         raise ClusterError(f"no cluster runs in {run_dir}: `make k8s-up` first")
     programs, dapr_binaries, helm, _ = provision()
-    install.Installer(node, state, programs, helm, log=_info).install_all()
+    extra = tuple(arg for path in args.values for arg in ("--values", path))
+    install.Installer(node, state, programs, helm, log=_info).install_all(extra)
     return 0
 
 
@@ -168,8 +169,10 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("up", help="build what is missing and start the cluster").set_defaults(func=cmd_up)
     sub.add_parser("down", help="stop the cluster and undo its changes to the host").set_defaults(func=cmd_down)
-    sub.add_parser("install", help="Dapr, PostgreSQL and Kafka, then ordersaga, as the README says").set_defaults(
-        func=cmd_install)
+    installing = sub.add_parser("install", help="Dapr, PostgreSQL and Kafka, then ordersaga, as the README says")
+    installing.add_argument("--values", action="append", default=[], metavar="FILE",
+                            help="also this values file for the ordersaga chart (e.g. tests/k8s/values.yaml)")
+    installing.set_defaults(func=cmd_install)
     sub.add_parser("uninstall", help="helm uninstall ordersaga").set_defaults(func=cmd_uninstall)
     status = sub.add_parser("status", help="the cluster's processes")
     status.add_argument("--json", action="store_true")

@@ -130,12 +130,12 @@ class Installer:
 
     # -- steps --
 
-    def install_all(self) -> None:
+    def install_all(self, extra: tuple[str, ...] = ()) -> None:
         started = time.monotonic()
         self.install_dapr()
         self.start_stores()
         self.create_secrets()
-        self.install_chart()
+        self.install_chart(extra=extra)
         self.log(f"Installed Dapr, PostgreSQL, Kafka and ordersaga in {time.monotonic() - started:.0f}s")
 
     def install_dapr(self) -> None:
