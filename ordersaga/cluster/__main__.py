@@ -14,7 +14,7 @@ import time
 
 from ordersaga.cluster import build, images, install
 from ordersaga.cluster.images import ImageBuildError
-from ordersaga.cluster.node import ClusterError, Node, mounts_under, run_dir_from_env
+from ordersaga.cluster.node import ClusterError, Node, mounts_under, other_kube_proxy, run_dir_from_env
 from ordersaga.cluster.pki import PkiError
 from ordersaga.cluster.prereqs import ClusterPrerequisiteError, check_host, ensure_packages
 from ordersaga.deploytools import ensure_helm
@@ -57,6 +57,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         _info(f"The cluster in {run_dir} is already up (API {state.api_server}).")
         _print_env(state)
         return 0
+    if other_kube_proxy({r.pid for r in state.processes.values()} if state else set()):
+        raise ClusterError("another kube-proxy runs on this machine (another local cluster?): two would rewrite "
+                           "each other's iptables rules; stop that cluster first")
     programs, dapr_binaries, _, provisioned_s = provision()
     started = time.monotonic()
     wanted = all_images(programs, dapr_binaries, run_dir)

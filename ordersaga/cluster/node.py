@@ -672,7 +672,7 @@ spec:
             self._stop(state, name, timeout=30)
         if programs and "kube-proxy" in programs:
             subprocess.run([str(programs["kube-proxy"]), "--cleanup"], capture_output=True, text=True)
-        problems += _delete_kube_chains()
+        problems += _delete_kube_chains({r.pid for r in state.processes.values()})
         problems += _unmount_under(self.run_dir)
         problems += _remove_leftover_netns(state)
         problems += restore_host(state)
@@ -680,6 +680,10 @@ spec:
         _remove_cni_cache(NETWORK_NAME)
         state.processes.clear()
         state.save()
+        outside = state.install.get("postgres_data")
+        if not problems and outside and not Path(outside).resolve().is_relative_to(self.run_dir):
+            # PostgreSQL's data went where its user can reach it (postgres.cluster_dir): gone too.
+            shutil.rmtree(Path(outside).parent, ignore_errors=True)
         if not problems:
             for child in self.run_dir.iterdir():
                 if keep_logs and child.name == "logs":
@@ -758,11 +762,11 @@ def _remove_leftover_netns(state: ClusterState) -> list[str]:
     return problems
 
 
-def _delete_kube_chains() -> list[str]:
+def _delete_kube_chains(ours: set[int] = frozenset()) -> list[str]:
     """What kube-proxy and the kubelet leave in iptables after `kube-proxy --cleanup`: their KUBE-*
     chains (canaries, KUBE-FIREWALL, KUBE-MARK-MASQ) and the jumps to them from the built-in
     chains. Skipped, and said, when another kube-proxy runs on this machine: they would be its."""
-    if _other_kube_proxy():
+    if other_kube_proxy(ours):
         return ["iptables: another kube-proxy runs on this machine, so its KUBE-* chains were left alone"]
     problems = []
     for binary in ("iptables", "ip6tables"):
@@ -785,9 +789,10 @@ def _delete_kube_chains() -> list[str]:
     return problems
 
 
-def _other_kube_proxy() -> bool:
+def other_kube_proxy(ours: set[int] = frozenset()) -> bool:
+    """A kube-proxy runs on this machine that is not one of `ours` (pids)."""
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
+        if entry.name.isdigit() and int(entry.name) not in ours:
             try:
                 argv0 = (entry / "cmdline").read_bytes().split(b"\0", 1)[0]
             except OSError:
