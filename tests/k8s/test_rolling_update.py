@@ -19,6 +19,20 @@ from tests.production.scenario import Placer
 NEW_TAG = f"{install.APP_TAG}-rollout"
 
 
+class Recording:
+    """The client as the placer sees it, with what each refused placement said (for the summary)."""
+
+    def __init__(self, saga):
+        self.saga, self.refusals = saga, []
+
+    def place(self, *args):
+        try:
+            return self.saga.place(*args)
+        except Exception as error:
+            self.refusals.append(f"{type(error).__name__}: {str(error).strip()[:160]}")
+            raise
+
+
 @pytest.mark.timeout(1200)
 def test_parked_sagas_finish_after_a_rolling_update(installed, saga, kubectl, ids, measured):
     node, state = installed.node, installed.state
@@ -37,7 +51,8 @@ def test_parked_sagas_finish_after_a_rolling_update(installed, saga, kubectl, id
                              f"{install.APP_REPOSITORY}:{NEW_TAG}"], capture_output=True, text=True)
     assert tagged.returncode == 0, tagged.stderr
     during = [(ids("o"), customer, [(sku, 1, SMALL)]) for _ in range(6)]
-    placer = Placer(saga, during, every_s=5, patience_s=300)
+    recording = Recording(saga)
+    placer = Placer(recording, during, every_s=5, patience_s=300)
     started = time.monotonic()
     upgrade = threading.Thread(target=installed.install_chart, kwargs={
         "tag": NEW_TAG, "extra": ("--values", str(TEST_VALUES))})
@@ -64,4 +79,5 @@ def test_parked_sagas_finish_after_a_rolling_update(installed, saga, kubectl, id
         assert ("approval", "APPROVED") in steps(final[order_id])
     measured(f"kubernetes rolling update: helm upgrade to {NEW_TAG} took {rolled:.0f}s; {len(parked)} sagas parked "
              f"at approval through it and {len(during)} placed during it all completed "
-             f"({time.monotonic() - approved_at:.1f}s after the approvals); {placer.refusals} placements retried")
+             f"({time.monotonic() - approved_at:.1f}s after the approvals); {placer.refusals} placements retried"
+             + (f" ({'; '.join(sorted(set(recording.refusals)))})" if recording.refusals else ""))
