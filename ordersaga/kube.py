@@ -23,6 +23,7 @@ from pathlib import Path
 
 from ordersaga.client import SagaClient
 from ordersaga.stack.layout import APPS, AppPorts, Ports, StackState
+from ordersaga.stack.processes import _die_with_parent as die_with_parent
 
 APP_PORT = 50051  # the chart's appPort: the apps' own gRPC server (the Faults service is there)
 DAPR_HTTP_PORT = 3500
@@ -80,7 +81,8 @@ class PortForward:
         self.proc = subprocess.Popen(
             [*kubectl_base(), "-n", namespace, "port-forward", "--address", "127.0.0.1", target,
              *(f":{port}" for port in remote_ports)],
-            stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+            stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            preexec_fn=die_with_parent)  # even a CLI or test killed outright leaves no forward behind
         atexit.register(self.close)
         self.ports = self._wait_ports()
 

@@ -328,9 +328,11 @@ def app_image(tag: str, run_dir: Path, log: Callable[[str], None] = print) -> Im
 def import_images(ctr: list[str], images: list[Image], log: Callable[[str], None] = print) -> None:
     """`ctr images import` each archive into the CRI's namespace (k8s.io), under its name."""
     have = set(subprocess.run([*ctr, "images", "ls", "-q"], capture_output=True, text=True).stdout.split())
+    started = time.monotonic()
     for image in images:
         if image.name in have:
             continue
+        log(f"  importing {image.name} ({image.archive.stat().st_size / 1e6:.0f} MB)")
         proc = subprocess.run([*ctr, "images", "import", "--no-unpack=false", str(image.archive)],
                               capture_output=True, text=True)
         if proc.returncode != 0:
@@ -341,4 +343,4 @@ def import_images(ctr: list[str], images: list[Image], log: Callable[[str], None
             raise ImageBuildError(f"imported {image.archive}, but containerd has no image {image.name}: it has "
                                   f"{', '.join(sorted(listed - have)) or 'nothing new'}")
         have = listed
-    log(f"  {len(images)} images in containerd")
+    log(f"  {len(images)} images in containerd ({time.monotonic() - started:.0f}s)")

@@ -684,6 +684,11 @@ spec:
         if not problems and outside and not Path(outside).resolve().is_relative_to(self.run_dir):
             # PostgreSQL's data went where its user can reach it (postgres.cluster_dir): gone too.
             shutil.rmtree(Path(outside).parent, ignore_errors=True)
+        if keep_logs and state.pod_logs.is_dir():
+            # The pods' logs outlive the cluster for a post-mortem, beside the processes' logs.
+            kept = self.run_dir / "logs" / "pods"
+            shutil.rmtree(kept, ignore_errors=True)
+            shutil.move(str(state.pod_logs), str(kept))
         if not problems:
             for child in self.run_dir.iterdir():
                 if keep_logs and child.name == "logs":

@@ -16,7 +16,7 @@ from tests.k8s.conftest import NAMESPACE, ORDER_REPLICAS, TEST_VALUES, pods_of, 
 from tests.k8s.paths import LARGE, SMALL, steps
 from tests.production.scenario import Placer
 
-NEW_TAG = f"{install.APP_TAG}-rollout"
+NEW_TAG = f"{install.APP_TAG}-rollout-{time.strftime('%H%M%S')}"  # new on every run: a real rollout
 
 
 class Recording:
@@ -65,16 +65,17 @@ def test_parked_sagas_finish_after_a_rolling_update(installed, saga, kubectl, id
     wait_ready(kubectl, "order-service", ORDER_REPLICAS)
     new_pods = set(pods_of(kubectl, "order-service"))
     assert not new_pods & old_pods, (old_pods, new_pods)
-    images = kubectl("-n", NAMESPACE, "get", "pods", "-l", "app.kubernetes.io/name=order-service", "-o",
-                     "jsonpath={.items[*].spec.containers[?(@.name=='app')].image}").split()
-    assert set(images) == {f"{install.APP_REPOSITORY}:{NEW_TAG}"}, images
+    images = {kubectl("-n", NAMESPACE, "get", "pod", pod, "-o",
+                      "jsonpath={.spec.containers[?(@.name=='app')].image}").strip() for pod in new_pods}
+    assert images == {f"{install.APP_REPOSITORY}:{NEW_TAG}"}, images  # (old pods may still be draining)
 
     approved_at = time.monotonic()
     for order_id in parked:  # still waiting: the rollout did not lose them
         assert saga.wait_for_status(order_id, "AWAITING_APPROVAL", timeout=120)["status"] == "AWAITING_APPROVAL"
         saga.approve(order_id, approver="after-rollout")
     final = check_invariants(saga, {sku: 100}, parked + [o for o, _, _ in during], bound_s=300)
-    assert {o["status"] for o in final.values()} == {"COMPLETED"}, {k: o["status"] for k, o in final.items()}
+    failed = {k: (o["status"], o["reason"], steps(o)) for k, o in final.items() if o["status"] != "COMPLETED"}
+    assert not failed, failed
     for order_id in parked:
         assert ("approval", "APPROVED") in steps(final[order_id])
     measured(f"kubernetes rolling update: helm upgrade to {NEW_TAG} took {rolled:.0f}s; {len(parked)} sagas parked "
