@@ -6,6 +6,10 @@ waits for its sidecar, runs the service's async start-up (actor host, workflow w
 only then reports SERVING on `grpc.health.v1`, which is what `ordersaga up` waits for. SIGTERM
 and SIGINT stop the service: NOT_SERVING first, then the service's own shutdown, then the server
 with a short grace period.
+
+Fault injection (apphost/faults.py) is a test tool, off unless the deployment turns it on with
+ORDERSAGA_FAULT_INJECTION=on (`ordersaga up` does; the image and the Helm chart do not by
+default): when off, neither the Faults service nor its interceptor exists in the app.
 """
 
 from __future__ import annotations
@@ -26,10 +30,13 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from apphost import faults_pb2_grpc, logs, observability
+from apphost.faults import FAULT_INJECTION_ENV, FaultInjector, methods_of
 from apphost.faults import SERVICE_NAME as FAULTS_SERVICE
-from apphost.faults import FaultInjector, methods_of
 
 Startup = Callable[[], Awaitable[Callable[[], Awaitable[None]] | None]]
+# Why the service no longer serves what it exists for, or None while it does (checked after start).
+Liveness = Callable[[], str | None]
+LIVENESS_EVERY_S = 5.0
 
 log = logging.getLogger("apphost.server")
 
@@ -121,34 +128,80 @@ def new_app(max_workers: int = 16, interceptors: list[grpc.ServerInterceptor] | 
                interceptors=observed + guard + [UndecodableRequestGuard()] + list(interceptors or []))
 
 
-def run_service(app_id: str, service, servicer, add_to_server, business_methods: list[str]) -> None:
-    """Serve one downstream service (`service` is its proto ServiceDescriptor) with fault
-    injection on `business_methods` and the Faults admin service beside it."""
-    injector = FaultInjector(methods_of(service, business_methods))
-    app = new_app(interceptors=[injector])
+def fault_injection_enabled(environ=os.environ) -> bool:
+    """ORDERSAGA_FAULT_INJECTION: "on" installs the Faults service; "off" or unset does not."""
+    value = environ.get(FAULT_INJECTION_ENV, "off")
+    if value not in ("on", "off"):
+        raise ValueError(f"{FAULT_INJECTION_ENV} must be on or off, not {value[:32]!r}")
+    return value == "on"
+
+
+def service_app(service, servicer, add_to_server, business_methods: list[str],
+                fault_injection: bool) -> tuple[App, list[str]]:
+    """One downstream service's app (`service` is its proto ServiceDescriptor) and the names of
+    its gRPC services; with `fault_injection`, faults apply to `business_methods` and the Faults
+    admin service sits beside it."""
+    injector = FaultInjector(methods_of(service, business_methods)) if fault_injection else None
+    app = new_app(interceptors=[injector] if injector else [])
     app.add_external_service(add_to_server, servicer)
+    if not injector:
+        return app, [service.full_name]
     app.add_external_service(faults_pb2_grpc.add_FaultsServicer_to_server, injector)
-    run(app_id, app, [service.full_name, FAULTS_SERVICE])
+    return app, [service.full_name, FAULTS_SERVICE]
 
 
-def run(app_id: str, app: App, service_names: list[str], startup: Startup | None = None) -> None:
+def run_service(app_id: str, service, servicer, add_to_server, business_methods: list[str]) -> None:
+    """Serve one downstream service; fault injection as ORDERSAGA_FAULT_INJECTION says."""
+    enabled = fault_injection_enabled()
+    app, names = service_app(service, servicer, add_to_server, business_methods, enabled)
+    if enabled:
+        log.warning("fault injection is on (%s=on): the %s service can slow or fail %s",
+                    FAULT_INJECTION_ENV, FAULTS_SERVICE, ", ".join(business_methods))
+    run(app_id, app, names)
+
+
+def run(app_id: str, app: App, service_names: list[str], startup: Startup | None = None,
+        liveness: Liveness | None = None) -> None:
     """Serve `app` until SIGTERM/SIGINT. `service_names` are the full names of the app's own
-    gRPC services, advertised through server reflection next to the health service."""
+    gRPC services, advertised through server reflection next to the health service. Health
+    follows `liveness` once the service has started: NOT_SERVING for good when it says why."""
     configure_logging(app_id)
     observability.setup(app_id)
     try:
-        asyncio.run(_serve(app_id, app, service_names, startup))
+        asyncio.run(_serve(app_id, app, service_names, startup, liveness))
     finally:
         observability.shutdown()  # the last spans reach Zipkin
 
 
-async def _serve(app_id: str, app: App, service_names: list[str], startup: Startup | None) -> None:
+async def follow_liveness(app_id: str, health_servicer, names: list[str], liveness: Liveness,
+                          every_s: float = LIVENESS_EVERY_S) -> str:
+    """Check `liveness` every `every_s`; once it names a reason, report NOT_SERVING on every
+    name (a supervisor restarts the process: Kubernetes' liveness probe) and return it."""
+    while True:
+        await asyncio.sleep(every_s)
+        reason = liveness()
+        if reason:
+            log.error("%s no longer serves: %s; health is NOT_SERVING, restart the process", app_id, reason)
+            for name in names:
+                health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+            return reason
+
+
+def add_health_and_reflection(app: App, service_names: list[str]) -> health.HealthServicer:
+    """grpc.health.v1 (NOT_SERVING until the app says otherwise) and server reflection, which
+    lists `service_names` beside them."""
     health_servicer = health.HealthServicer()
     health_servicer.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
     app.add_external_service(health_pb2_grpc.add_HealthServicer_to_server, health_servicer)
     names = [*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME]
     # add_external_service hands us the server; reflection needs nothing else from it.
     app.add_external_service(lambda names, server: reflection.enable_server_reflection(names, server), names)
+    return health_servicer
+
+
+async def _serve(app_id: str, app: App, service_names: list[str], startup: Startup | None,
+                 liveness: Liveness | None = None) -> None:
+    health_servicer = add_health_and_reflection(app, service_names)
 
     port = int(os.environ["APP_PORT"])
     # Loopback by default: only the sidecar beside the app calls it. In a Kubernetes pod the
@@ -168,8 +221,12 @@ async def _serve(app_id: str, app: App, service_names: list[str], startup: Start
     for name in ["", *service_names]:
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info("%s is ready", app_id)
+    watching = asyncio.create_task(follow_liveness(app_id, health_servicer, ["", *service_names], liveness)) \
+        if liveness else None
 
     await stop.wait()
+    if watching:
+        watching.cancel()
     log.info("%s shutting down", app_id)
     health_servicer.enter_graceful_shutdown()
     if shutdown:

@@ -8,7 +8,6 @@ import re
 import subprocess
 import sys
 import tarfile
-from pathlib import Path
 
 import pytest
 
@@ -84,9 +83,9 @@ def test_a_static_image_archive_is_an_oci_layout_containerd_can_name(tmp_path):
 
 def test_debootstrap_uses_the_mirror_apt_uses(tmp_path, monkeypatch):
     monkeypatch.delenv("ORDERSAGA_DEBIAN_MIRROR", raising=False)
-    monkeypatch.setattr(images, "_apt_sources", lambda: [("http://mirror.invalid/debian-security", ["bookworm-security"],
-                                                          ["main"]),
-                                                         ("http://mirror.invalid/debian", ["bookworm"], ["main"])])
+    sources = [("http://mirror.invalid/debian-security", ["bookworm-security"], ["main"]),
+               ("http://mirror.invalid/debian", ["bookworm"], ["main"])]
+    monkeypatch.setattr(images, "_apt_sources", lambda: sources)
     assert images.debian_mirror() == "http://mirror.invalid/debian"
     monkeypatch.setenv("ORDERSAGA_DEBIAN_MIRROR", "http://other.invalid/debian")
     assert images.debian_mirror() == "http://other.invalid/debian"
