@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ordersaga.client import SagaClient
+from ordersaga.client import FaultInjectionOff, SagaClient
 from ordersaga.stack.layout import APPS, AppPorts, Ports, StackState
 from ordersaga.stack.processes import _die_with_parent as die_with_parent
 
@@ -134,15 +134,15 @@ class KubeSagaClient(SagaClient):
     namespace: str = DEFAULT_NAMESPACE
     _forward: PortForward | None = None
 
-    def _ports(self, app_id: str) -> AppPorts:
-        """The forwarded sidecar; a forward whose pod went away (deleted, rolled) is made anew,
-        to another pod of order-service."""
+    def _ports(self, app_id: str, only: bool = False) -> AppPorts:
+        """The forwarded sidecar, order-service's (so the services' access control admits every
+        call); a forward whose pod went away (deleted, rolled) is made anew, to another pod."""
         if self._forward is not None and not self._forward.alive():
             self._forward.close()
             state, self._forward = kube_state(self.namespace)
             self.state = state
             self._channels.clear()
-        return super()._ports(app_id)
+        return super()._ports(app_id, only)
 
     def close(self) -> None:
         if self._forward is not None:
@@ -169,6 +169,11 @@ class KubeSagaClient(SagaClient):
                 with grpc.insecure_channel(f"127.0.0.1:{forward.ports[APP_PORT]}") as channel:
                     stub = faults_pb2_grpc.FaultsStub(channel)
                     replies.append(stub.Set(settings, metadata=(("dapr-api-token", token),), timeout=30))
+            except grpc.RpcError as error:
+                if error.code() != grpc.StatusCode.UNIMPLEMENTED:
+                    raise
+                raise FaultInjectionOff(f"fault injection is off in this deployment: {pod} serves no Faults API "
+                                        "(the chart's value faultInjection turns it on)") from None
             finally:
                 forward.close()
         if not replies:
