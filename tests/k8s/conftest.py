@@ -32,7 +32,8 @@ ORDER_REPLICAS = 2
 
 # The files run in this order: the paths first, the faults next, uninstall last (it checks the
 # order placed at the start has timed out meanwhile).
-FILE_ORDER = ("test_saga_paths", "test_cli", "test_pod_kill", "test_rolling_update", "test_uninstall")
+FILE_ORDER = ("test_saga_paths", "test_access_control", "test_cli", "test_pod_kill", "test_rolling_update",
+              "test_uninstall")
 
 
 def _rank(item) -> int:
