@@ -141,15 +141,13 @@ class KubeSagaClient(SagaClient):
             self._forward.close()
             state, self._forward = kube_state(self.namespace)
             self.state = state
-            self._channels.clear()
+            SagaClient.close(self)  # channels to the old forward
         return super()._ports(app_id, only)
 
     def close(self) -> None:
         if self._forward is not None:
             self._forward.close()
-        for channel in self._channels.values():
-            channel.close()
-        self._channels.clear()
+        super().close()
 
     def set_faults(self, app_id: str, error_rate: float = 0.0, delay_seconds: float = 0.0,
                    methods: tuple[str, ...] = (), delay_after_seconds: float = 0.0):
