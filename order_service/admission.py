@@ -12,6 +12,7 @@ counted: the count is a load signal, never a record of orders.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 
@@ -54,6 +55,24 @@ class Admission:
             return None
         return (f"{at_work} sagas are at work, the limit of this order-service replica is {self.limit} "
                 f"(ORDERSAGA_MAX_ACTIVE_SAGAS): nothing was stored; retry in about {self.retry_after_ms} ms")
+
+
+# How a store, or a sidecar waiting on one, says it is too busy now (SQLite's busy and locked
+# errors, a deadline that ran out in a queue, daprd's own RESOURCE_EXHAUSTED). A call that failed
+# so may succeed when retried: the client is told RESOURCE_EXHAUSTED, like a refusal, and never
+# sees the store's own words (issue 22).
+_OVERLOADED = re.compile(r"SQLITE_BUSY|SQLITE_LOCKED|database (table )?is locked|deadline.exceeded|"
+                         r"RESOURCE_EXHAUSTED|too many requests", re.IGNORECASE)
+
+
+def overloaded(error_text: str) -> bool:
+    """Whether a failed call failed because something on its way was too busy."""
+    return bool(_OVERLOADED.search(error_text or ""))
+
+
+def busy_message(what: str, retry_after_ms: int) -> str:
+    return (f"{what}: the stack is too busy to answer now; retry in about {retry_after_ms} ms "
+            f"(the same request again changes nothing that was done)")
 
 
 _admission = Admission(limit=0)
