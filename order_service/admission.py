@@ -2,8 +2,11 @@
 while too many sagas are at work, instead of queueing behind them until its caller times out.
 
 "At work" means a saga that is using the stack now: from PLACED through COMPLETED or any other
-end, except while it waits for an approval (a parked saga costs nothing; there may be
-thousands). The count is kept in each order-service process, of the orders whose actors it
+end, except while it waits on a timer: for an approval (a parked saga costs nothing; there may be
+thousands), or out the backoff between two attempts of a step that failed (issue 22: during a
+shipping outage the orders retrying their shipment filled the limit and every new order was
+refused, for the whole shop, while they cost nothing). A step's next attempt, or the order's
+next status, counts it again. The count is kept in each order-service process, of the orders whose actors it
 hosts, as the actor sees their status change; with replicas, actors spread evenly, so the
 limit is per replica. A process that restarts counts an order again at its next step, and an
 order not seen for `forget_after_s` (its actor moved to another replica, say) is no longer
@@ -29,22 +32,40 @@ class Admission:
         self._forget_after_s = forget_after_s
         self._clock = clock
         self._seen: dict[str, float] = {}  # order id -> when its actor last reported it at work
+        self._resting: set[str] = set()  # of those, the ones waiting out a retry's backoff
         self._lock = threading.Lock()  # the API's threads ask, the actor's event loop tells
 
     def note(self, order_id: str, status: OrderStatus) -> None:
         """The order's status, as its actor just set (or found) it."""
         with self._lock:
+            self._resting.discard(order_id)
             if status.terminal or status == OrderStatus.AWAITING_APPROVAL:
                 self._seen.pop(order_id, None)
             else:
                 self._seen[order_id] = self._clock()
+
+    def attempting(self, order_id: str) -> None:
+        """A step of the order starts an attempt (its first or a retry): at work again, if it was
+        counted before. An order this process never counted (its actor lives on another
+        replica) is left to that replica."""
+        with self._lock:
+            if order_id in self._seen:
+                self._resting.discard(order_id)
+                self._seen[order_id] = self._clock()
+
+    def resting(self, order_id: str) -> None:
+        """An attempt failed and the saga will retry it after a backoff (a durable timer)."""
+        with self._lock:
+            if order_id in self._seen:
+                self._resting.add(order_id)
 
     def at_work(self) -> int:
         with self._lock:
             horizon = self._clock() - self._forget_after_s
             for order_id in [o for o, seen in self._seen.items() if seen < horizon]:
                 del self._seen[order_id]
-            return len(self._seen)
+                self._resting.discard(order_id)
+            return len(self._seen) - len(self._resting)
 
     def refusal(self) -> str | None:
         """Why a new order must wait, or None when it may come in."""
