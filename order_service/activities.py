@@ -77,11 +77,13 @@ async def _guarded(order_id: str, step: str, key: str, call, metric_step: str = 
     `metric_step` (default: `step`)."""
     metric_step = metric_step or step
     started = time.monotonic()
-    admission.current().attempting(order_id)
     try:
-        return _logged(order_id, step, key, await call, metric_step, started)
+        result = _logged(order_id, step, key, await call, metric_step, started)
+        admission.current().answered(order_id)
+        return result
     except grpc.RpcError as error:
         if error.code() == grpc.StatusCode.DEADLINE_EXCEEDED and undoable:
+            admission.current().answered(order_id)
             return _logged(order_id, step, key, StepResult(ok=False, unknown=True, reason="TIMEOUT",
                                                            detail="no answer within the step timeout"),
                            metric_step, started)
@@ -89,7 +91,7 @@ async def _guarded(order_id: str, step: str, key: str, call, metric_step: str = 
         metrics.observe_step(metric_step, "error", time.monotonic() - started)
         detail = f"{error.code().name}: {error.details()}"
         log.warning("order=%s step=%s attempt=%d outcome=error detail=%s", order_id, step, _attempts[key], detail)
-        admission.current().resting(order_id)  # the retry's backoff is a timer: it costs nothing
+        admission.current().resting(order_id)  # backoffs and failing calls: it costs nothing now
         raise ServiceUnavailable(f"{step}: {detail}") from error
 
 

@@ -2,11 +2,13 @@
 while too many sagas are at work, instead of queueing behind them until its caller times out.
 
 "At work" means a saga that is using the stack now: from PLACED through COMPLETED or any other
-end, except while it waits on a timer: for an approval (a parked saga costs nothing; there may be
-thousands), or out the backoff between two attempts of a step that failed (issue 22: during a
-shipping outage the orders retrying their shipment filled the limit and every new order was
-refused, for the whole shop, while they cost nothing). A step's next attempt, or the order's
-next status, counts it again. The count is kept in each order-service process, of the orders whose actors it
+end, except while it waits: for an approval (a parked saga costs nothing; there may be
+thousands), or on a service that failed one of its steps (issue 22: during a shipping outage the
+orders retrying their shipment filled the limit and every new order was refused, for the whole
+shop, while they cost nothing). From a step's first technical failure until the step is answered
+or the order's status changes, the saga waits out backoffs (the workflow's durable timers, the
+sidecar's retries of the call) and makes calls that fail at once: it is "resting", and not
+counted. Its first attempt at each step is counted, so a healthy stack is still bounded. The count is kept in each order-service process, of the orders whose actors it
 hosts, as the actor sees their status change; with replicas, actors spread evenly, so the
 limit is per replica. A process that restarts counts an order again at its next step, and an
 order not seen for `forget_after_s` (its actor moved to another replica, say) is no longer
@@ -32,39 +34,47 @@ class Admission:
         self._forget_after_s = forget_after_s
         self._clock = clock
         self._seen: dict[str, float] = {}  # order id -> when its actor last reported it at work
-        self._resting: set[str] = set()  # of those, the ones waiting out a retry's backoff
+        self._status: dict[str, OrderStatus] = {}  # ... and the status it reported
+        self._resting: set[str] = set()  # of those, the ones waiting on a service that failed them
         self._lock = threading.Lock()  # the API's threads ask, the actor's event loop tells
 
     def note(self, order_id: str, status: OrderStatus) -> None:
         """The order's status, as its actor just set (or found) it."""
         with self._lock:
-            self._resting.discard(order_id)
+            if self._status.get(order_id) != status:  # moved on: a new step, or the unwinding
+                self._resting.discard(order_id)
             if status.terminal or status == OrderStatus.AWAITING_APPROVAL:
-                self._seen.pop(order_id, None)
+                self._forget(order_id)
             else:
                 self._seen[order_id] = self._clock()
+                self._status[order_id] = status
 
-    def attempting(self, order_id: str) -> None:
-        """A step of the order starts an attempt (its first or a retry): at work again, if it was
-        counted before. An order this process never counted (its actor lives on another
-        replica) is left to that replica."""
+    def answered(self, order_id: str) -> None:
+        """A step of the order got its answer (done, refused, or unknown after its deadline): at
+        work again, if it was counted before. An order this process never counted (its actor
+        lives on another replica) is left to that replica."""
         with self._lock:
             if order_id in self._seen:
                 self._resting.discard(order_id)
                 self._seen[order_id] = self._clock()
 
     def resting(self, order_id: str) -> None:
-        """An attempt failed and the saga will retry it after a backoff (a durable timer)."""
+        """An attempt failed technically: the saga retries it after a backoff, until it is
+        answered or the saga gives up on it (a new status)."""
         with self._lock:
             if order_id in self._seen:
                 self._resting.add(order_id)
+
+    def _forget(self, order_id: str) -> None:
+        self._seen.pop(order_id, None)
+        self._status.pop(order_id, None)
+        self._resting.discard(order_id)
 
     def at_work(self) -> int:
         with self._lock:
             horizon = self._clock() - self._forget_after_s
             for order_id in [o for o, seen in self._seen.items() if seen < horizon]:
-                del self._seen[order_id]
-                self._resting.discard(order_id)
+                self._forget(order_id)
             return len(self._seen) - len(self._resting)
 
     def refusal(self) -> str | None:

@@ -114,8 +114,10 @@ def test_orders_retrying_their_shipment_do_not_stop_new_orders(outage):
             # Between attempts the saga waits on a timer: it is not at work.
             assert admission.at_work() == 0
     assert admission.refusal() is None  # a new order comes in
-    # Each attempt counted while it ran (the order it was for, and no resting one).
-    assert shipping.at_work_during_calls == [1] * (3 * len(orders))
+    # A first attempt counts while it runs (the order it is for, and no resting one); a retry
+    # of a step that failed does not (a call that fails at once, or waits in the sidecar's
+    # retry backoff), although its gate records the same status again.
+    assert shipping.at_work_during_calls == [1] * len(orders) + [0] * (2 * len(orders))
 
 
 def test_a_resting_order_counts_again_at_its_next_status(outage):
@@ -133,8 +135,13 @@ def test_sagas_at_work_still_fill_the_limit():
         admission.note(f"o-{n}", OrderStatus.RESERVING)
     admission.resting("o-0")
     assert admission.refusal() is None
-    admission.attempting("o-0")  # its retry runs
+    admission.note("o-0", OrderStatus.RESERVING)  # its retry's gate: the same status, still resting
+    assert admission.refusal() is None
+    admission.answered("o-0")  # the retry went through
     assert admission.refusal()
+    admission.resting("o-1")
+    admission.note("o-1", OrderStatus.COMPENSATING)  # it gave up and unwinds: a new status
+    assert admission.at_work() == 8
     admission.resting("unknown-here")  # an order another replica counts changes nothing here
-    admission.attempting("unknown-here")
+    admission.answered("unknown-here")
     assert admission.at_work() == 8
