@@ -8,9 +8,12 @@ orders retrying their shipment filled the limit and every new order was refused,
 shop, while they cost nothing). From a step's first technical failure until the step is answered
 or the order's status changes, the saga waits out backoffs (the workflow's durable timers, the
 sidecar's retries of the call) and makes calls that fail at once: it is "resting", and not
-counted. Its first attempt at each step is counted, so a healthy stack is still bounded. The count is kept in each order-service process, of the orders whose actors it
-hosts, as the actor sees their status change; with replicas, actors spread evenly, so the
-limit is per replica. A process that restarts counts an order again at its next step, and an
+counted. Its first attempt at each step is counted, so a healthy stack is still bounded.
+
+The count is kept in each order-service process, of the orders whose actors it hosts, as the
+actor sees their status change; with replicas, actors spread evenly, so the limit is per
+replica (a step's failure rests its order only where the activity ran: on another replica than
+the actor's, the order stays counted). A process that restarts counts an order again at its next step, and an
 order not seen for `forget_after_s` (its actor moved to another replica, say) is no longer
 counted: the count is a load signal, never a record of orders.
 """
