@@ -19,7 +19,8 @@ Rows, in order (`--quick`: the first two only, unless the options of the others 
 - parked: orders left waiting for approval, what they cost at rest, an order beside them;
 - engine (after the rate steps, `--quick` too): `--engine` workflows of five no-op activities at
   once on the same stack (order-service's sidecar, store, scheduler and worker), printed with
-  ordersaga's saturated step as a ratio to it.
+  ordersaga's saturated step as a ratio to it; and `--closed-orders` of them one at a time, beside
+  the closed loop's p50.
 Per step it prints completed sagas/s, p50/p95/p99 latency, errors, CPU seconds and peak RSS of
 every process, and how much the state stores grew.
 """
@@ -70,6 +71,10 @@ async def run_bench(bench: Bench, args) -> None:
     # The overload and growth orders take the realistic spread when it is benched.
     main_spread = "zipf" if "zipf" in saturated else "hot"
     if args.engine:
+        closed_engine = await engine_step(bench, args.closed_orders, at_once=False)
+        print_step(closed_engine)
+        print(f"ordersaga / engine, one at a time: p50 {closed.percentile(50):.0f} against "
+              f"{closed_engine.percentile(50):.0f} ms", flush=True)
         before = counts.snapshot(bench.state)
         engine = await engine_step(bench, args.engine)
         print_step(engine)

@@ -20,13 +20,15 @@ from ordersaga.bench.core import Bench, StepResult, Usage, peak_rss_mb
 COMPLETED = history_pb.OrchestrationStatus.Value("ORCHESTRATION_STATUS_COMPLETED")
 
 
-async def engine_step(bench: Bench, count: int) -> StepResult:
+async def engine_step(bench: Bench, count: int, at_once: bool = True) -> StepResult:
+    """`count` workflows at once, or one after the other (`at_once=False`: the latency floor)."""
     port = bench.state.app_ports("order-service")[0].dapr_grpc
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
     stub = workflow_grpc.TaskHubSidecarServiceStub(channel)
     metadata = (("dapr-api-token", bench.state.api_token),)
     bench.steps += 1
-    result = StepResult(f"engine: {STEPS} no-op activities, {count} at once", offered=count)
+    how = f"{count} at once" if at_once else "one at a time"
+    result = StepResult(f"engine: {STEPS} no-op activities, {how}", offered=count)
     usage = Usage.now(bench.state)
     started = time.monotonic()
     ends: list[float] = []
@@ -53,7 +55,12 @@ async def engine_step(bench: Bench, count: int) -> StepResult:
         result.completed += 1
         result.latencies.append(ends[-1] - sent)
 
-    await asyncio.gather(*(one(f"engine-{bench.run}-{bench.steps}-{n}") for n in range(count)))
+    ids = [f"engine-{bench.run}-{bench.steps}-{n}" for n in range(count)]
+    if at_once:
+        await asyncio.gather(*(one(instance_id) for instance_id in ids))
+    else:
+        for instance_id in ids:
+            await one(instance_id)
     await channel.close()
     result.elapsed = (max(ends) if ends else time.monotonic()) - started
     result.cpu = usage.cpu_since()
