@@ -81,6 +81,13 @@ async def run_bench(bench: Bench, args) -> None:
         print_processes(engine)
         print(counts.counts_line(engine.label, counts.per_saga(before, counts.snapshot(bench.state),
                                                                 engine.completed)), flush=True)
+        # ordersaga in the engine row's shape: the same number at once, refusals retried.
+        burst = await bench.burst(SCENARIOS["no-approval"], f"ordersaga: 3 lines, {args.engine} at once",
+                                  args.engine)
+        print_step(burst)
+        print(f"    {burst.refusal_detail}", flush=True)
+        print_processes(burst)
+        print(ratio_line(burst, engine), flush=True)
         print(ratio_line(saturated["hot" if "hot" in saturated else main_spread], engine), flush=True)
     if args.quick and not (args.overload or args.growth_minutes):
         return
