@@ -6,7 +6,8 @@ Injected errors are UNAVAILABLE: technical failures, which the saga retries. A d
 work makes a late reply: the service did it, the caller hears of it after its deadline.
 
 Rules narrow faults to some orders: a call whose idempotency key starts with a rule's prefix
-takes that rule's faults (and only those), so concurrent scenarios can each hold their own step.
+takes that rule's faults (the first rule for its key and method; no others), so concurrent
+scenarios can each hold their own steps.
 """
 
 from __future__ import annotations
@@ -105,11 +106,11 @@ class FaultInjector(grpc.ServerInterceptor, faults_pb2_grpc.FaultsServicer):
 
 
     def _faults_for(self, name: str, key: str):
-        """The rule for this call's key (the first whose prefix matches), else the global
-        settings; None when neither applies to this method."""
-        for rule in self._settings.rules:
-            if key.startswith(rule.key_prefix):
-                return rule if not rule.methods or name in rule.methods else None
+        """The first rule for this call's key and method; None when rules name the key but not
+        this method; else the global settings, when they apply to this method."""
+        keyed = [rule for rule in self._settings.rules if key.startswith(rule.key_prefix)]
+        if keyed:
+            return next((rule for rule in keyed if not rule.methods or name in rule.methods), None)
         settings = self._settings
         return settings if not settings.methods or name in settings.methods else None
 

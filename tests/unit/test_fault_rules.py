@@ -69,3 +69,12 @@ def test_a_bad_rule_is_refused_and_changes_nothing(rule):
         injector.Set(faults_pb2.FaultSettings(rules=[rule]), Context())
     assert refused.value.args[0] == grpc.StatusCode.INVALID_ARGUMENT
     assert injector.Get(None, Context()) == faults_pb2.FaultSettings()
+
+
+def test_two_rules_for_one_order_give_each_method_its_own_delay():
+    injector = FaultInjector(METHODS)
+    injector.Set(faults_pb2.FaultSettings(delay_seconds=5, rules=[
+        faults_pb2.FaultRule(key_prefix="o-1:", methods=["Capture"], delay_seconds=0.3),
+        faults_pb2.FaultRule(key_prefix="o-1:", methods=["Void"], delay_seconds=0.1)]), Context())
+    assert 0.3 <= call(injector, "Capture", "o-1:payment")[2] < 1
+    assert 0.1 <= call(injector, "Void", "o-1:payment")[2] < 0.3
