@@ -1,0 +1,98 @@
+"""The chaos suite's stacks. The kill matrix and the duplicate-input tests use the session's
+embedded stack (tests/conftest.py); the new kinds of fault (late replies, pauses, partitions and
+resets, the scheduler's windows, a full disk, the kill matrix and random histories on two
+replicas) run on fault stacks of their own, one per profile, started when first needed and
+stopped when the chaos suite ends:
+
+- every network hop goes through a fault proxy (ordersaga/stack/toxiproxy.py);
+- the step timeout is 5 s (the session stacks' is 15 s), so a late reply, a pause or a partition
+  outlasts it in seconds, and the suite stays short;
+- the production one runs two replicas of every app, as the production tests do.
+
+A fault that breaks a stack for good then breaks only this suite's tests, not the e2e tests'.
+The figures per fault kind (faults injected, orders run, violations found) are printed in the
+`measured` section at the end of the run.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from ordersaga.client import SagaClient
+from ordersaga.stack.stack import Stack
+from tests.conftest import _MEASURED, PRODUCTION_REPLICAS, TEST_SETTINGS
+from tests.helpers.verdict import Tally
+
+STEP_TIMEOUT_S = 5
+FAULT_SETTINGS = dict(TEST_SETTINGS, ORDERSAGA_STEP_TIMEOUT_S=str(STEP_TIMEOUT_S))
+PROFILES = ["embedded", "production"]
+
+
+def _log(message: str) -> None:
+    print(message, flush=True)
+
+
+class FaultStacks:
+    """One proxied stack per profile, started on first use."""
+
+    def __init__(self):
+        self.stacks: dict[str, Stack] = {}
+        self.scratch: list[Path] = []
+
+    def get(self, profile: str) -> Stack:
+        if profile not in self.stacks:
+            # PostgreSQL runs as the postgres user under root: a folder it can reach.
+            scratch = Path(tempfile.mkdtemp(prefix=f"ordersaga-faults-{profile}-"))
+            scratch.chmod(0o711)
+            self.scratch.append(scratch)
+            stack = Stack(scratch / ".ordersaga", tie_to_parent=True, log=_log, extra_env=FAULT_SETTINGS)
+            self.stacks[profile] = stack
+            stack.up(timeout=180, profile=profile, proxied=True,
+                     replicas=PRODUCTION_REPLICAS if profile == "production" else 1)
+        return self.stacks[profile]
+
+    def close(self) -> None:
+        for stack in self.stacks.values():
+            try:
+                stack.down()
+            except Exception as error:  # noqa: BLE001 - the others still go down
+                print(f"stopping {stack.run_dir}: {error}")
+        for scratch in self.scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+@pytest.fixture(scope="package")
+def fault_stacks():
+    stacks = FaultStacks()
+    try:
+        yield stacks
+    finally:
+        stacks.close()
+
+
+@pytest.fixture(params=PROFILES)
+def fault_stack(request, fault_stacks) -> Stack:
+    """A proxied stack of each profile (the test runs once per profile)."""
+    return fault_stacks.get(request.param)
+
+
+@pytest.fixture()
+def fault_client(fault_stack) -> SagaClient:
+    return SagaClient(fault_stack.state())
+
+
+@pytest.fixture(scope="package")
+def tally(request):
+    """Faults injected, orders run and violations found, per fault kind (printed at the end)."""
+    figures = Tally()
+    yield figures
+    request.config.stash[_MEASURED].extend(figures.lines())
+
+
+@pytest.fixture()
+def soak(request) -> bool:
+    return request.config.getoption("--chaos-soak")
