@@ -6,7 +6,8 @@ stopped when the chaos suite ends:
 
 - every network hop goes through a fault proxy (ordersaga/stack/toxiproxy.py);
 - the step timeout is 5 s (the session stacks' is 15 s), so a late reply, a pause or a partition
-  outlasts it in seconds, and the suite stays short;
+  outlasts it in seconds, and the suite stays short; the approval timeout is 10 minutes, so a
+  decision delayed by a fault still arrives in time;
 - the production one runs two replicas of every app, as the production tests do.
 
 A fault that breaks a stack for good then breaks only this suite's tests, not the e2e tests'.
@@ -25,10 +26,14 @@ import pytest
 from ordersaga.client import SagaClient
 from ordersaga.stack.stack import Stack
 from tests.conftest import _MEASURED, PRODUCTION_REPLICAS, TEST_SETTINGS
-from tests.helpers.verdict import Tally
+from tests.helpers.verdict import EVIDENCE, Tally
 
 STEP_TIMEOUT_S = 5
-FAULT_SETTINGS = dict(TEST_SETTINGS, ORDERSAGA_STEP_TIMEOUT_S=str(STEP_TIMEOUT_S))
+# A decision is never late here (the faults delay decisions by minutes at most): an order that
+# times out at the gate is one that lost its decision.
+APPROVAL_TIMEOUT_S = 600
+FAULT_SETTINGS = dict(TEST_SETTINGS, ORDERSAGA_STEP_TIMEOUT_S=str(STEP_TIMEOUT_S),
+                      ORDERSAGA_APPROVAL_TIMEOUT_S=str(APPROVAL_TIMEOUT_S))
 PROFILES = ["embedded", "production"]
 
 
@@ -55,23 +60,36 @@ class FaultStacks:
                      replicas=PRODUCTION_REPLICAS if profile == "production" else 1)
         return self.stacks[profile]
 
-    def close(self) -> None:
+    def close(self) -> list[str]:
+        """Stops every stack and removes its files; the logs of a stack where violations were
+        found are kept (the folders are returned) for the evidence."""
+        kept = []
         for stack in self.stacks.values():
             try:
                 stack.down()
             except Exception as error:  # noqa: BLE001 - the others still go down
                 print(f"stopping {stack.run_dir}: {error}")
+            found = [violations for with_stack, violations in EVIDENCE if with_stack is stack]
+            if found:
+                keep = Path(tempfile.mkdtemp(prefix=f"ordersaga-faults-evidence-{stack.state().profile}-"))
+                shutil.copytree(stack.run_dir / "logs", keep / "logs")
+                (keep / "violations.txt").write_text("\n\n".join(v for vs in found for v in vs) + "\n")
+                kept.append(str(keep))
         for scratch in self.scratch:
             shutil.rmtree(scratch, ignore_errors=True)
+        return kept
 
 
 @pytest.fixture(scope="package")
-def fault_stacks():
+def fault_stacks(request):
     stacks = FaultStacks()
+    kept = []
     try:
         yield stacks
     finally:
-        stacks.close()
+        kept = stacks.close()
+        request.config.stash[_MEASURED].extend(f"faults: violations and the logs they came with kept in {folder}"
+                                               for folder in kept)
 
 
 @pytest.fixture(params=PROFILES)

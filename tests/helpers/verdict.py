@@ -35,6 +35,7 @@ from order_service.topics import EVENTS_TOPIC
 from ordersaga.client import TERMINAL, SagaClient
 from ordersaga.eventfeed import feed_for
 
+EVIDENCE: list[tuple[object, list[str]]] = []  # (stack, violations): its logs are kept (tests/chaos/conftest.py)
 ENDING_EVENTS = {"completed", "failed", "cancelled", "needs_attention"}
 
 
@@ -47,6 +48,7 @@ class Tracked:
     note: str  # what the scenario did to it, for the evidence
     allowed: set[str] | None = None  # endings allowed ("COMPLETED", "FAILED PAYMENT_DECLINED", ...); None: any
     retried: bool = False
+    refused: bool = False  # its placement was refused: it may be absent (if present, it must end)
 
     @property
     def total(self) -> int:
@@ -72,13 +74,13 @@ class Verdict:
               credit_cents: int | None = None, allowed: set[str] | None = None) -> Tracked:
         """A new order `name` with its own SKU(s) (`items`: (quantity, unit price) per line) and
         customer; stock and credit set, nothing placed yet."""
-        order_id = f"{self.tag}-{name}"[:64]
-        skus = [f"{order_id}-s{n}"[:64] for n in range(len(items))]
-        customer = f"{order_id}-c"[:64]
+        order_id = f"{self.tag}-{len(self.orders):02d}-{name}"[:56]  # room for its SKUs' and customer's suffixes
+        skus = [f"{order_id}-s{n}" for n in range(len(items))]
+        customer = f"{order_id}-c"
         for sku in skus:
-            self.client.set_stock(sku, stock)
+            patient(lambda sku=sku: self.client.set_stock(sku, stock))
         if credit_cents is not None:
-            self.client.set_credit(customer, credit_cents)
+            patient(lambda: self.client.set_credit(customer, credit_cents))
         tracked = Tracked(order_id, customer, [(sku, q, p) for sku, (q, p) in zip(skus, items)],
                           dict.fromkeys(skus, stock), note or name, allowed)
         self.orders[order_id] = tracked
@@ -131,11 +133,15 @@ class Verdict:
             found = self._order_problems(tracked, final, events.get(order_id, collections.Counter()), bound_s)
             if found:
                 violations.append(self.evidence(tracked, final, found))
+        for violation in violations:  # in full (an assertion message is cut short), and kept
+            print(f"VIOLATION ({self.kind}) {violation}")
+        if violations:
+            EVIDENCE.append((self.stack, violations))
         return violations
 
     def _order_problems(self, tracked: Tracked, final: dict | None, events, bound_s: float) -> list[str]:
         if final is None:
-            return ["it does not exist (never placed?)"]
+            return [] if tracked.refused else ["it does not exist (never placed?)"]
         status, reason = final["status"], final.get("reason", "")
         if status not in TERMINAL:
             return [f"not terminal after {bound_s:.0f}s: {status} (saga {final.get('saga_runtime_status')})"]
@@ -185,15 +191,17 @@ class Verdict:
     # ---- helpers ----------------------------------------------------------------------------
 
     def _wait(self, order_id: str, bound_s: float, not_status: str = "") -> dict | None:
-        deadline = time.monotonic() + bound_s
+        started = time.monotonic()
         order = None
-        while time.monotonic() < deadline:
+        while time.monotonic() < started + bound_s:
             try:
                 order = self.client.get(order_id) or order
             except Exception:  # noqa: BLE001 - a sidecar taking over, a store coming back
                 pass
             if order and order["status"] in TERMINAL and order["status"] != not_status:
                 return order
+            if order is None and self.orders[order_id].refused and time.monotonic() > started + 15:
+                return None  # refused, and nothing of it was stored
             time.sleep(0.5)
         return order
 
@@ -234,6 +242,14 @@ class Verdict:
 
     def evidence(self, tracked: Tracked, final: dict | None, problems: list[str]) -> str:
         lines = [f"{tracked.order_id} ({tracked.note}): " + "; ".join(problems)]
+        try:
+            instance = (final or {}).get("saga_instance_id", "")
+            workflow = self.client.workflow_state(tracked.order_id, instance_id=instance)
+            lines.append(f"  saga: {workflow.runtime_status.name if workflow else 'no such workflow'}"
+                         + (f", failure: {workflow.failure_details.message[:200]}"
+                            if workflow and workflow.failure_details else ""))
+        except Exception as error:  # noqa: BLE001
+            lines.append(f"  saga: unknown ({error})")
         if final:
             lines.append("  timeline: " + " | ".join(
                 f"{e['step']} {e['outcome']}" + (f" ({e['detail'][:70]})" if e.get("detail") else "")
@@ -250,6 +266,18 @@ class Verdict:
             lines.append(f"  (figures unavailable: {error})")
         lines += [f"  log {line}" for line in log_lines(self.stack.run_dir, tracked.order_id, limit=25)]
         return "\n".join(lines)
+
+
+def patient(call, patience_s: float = 120):
+    """`call()`, retried while the stack cannot take it (a process resuming, a hop healing)."""
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            return call()
+        except Exception:  # noqa: BLE001 - re-raised once patience runs out
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def log_lines(run_dir: Path, needle: str, limit: int = 25) -> list[str]:
@@ -278,14 +306,18 @@ class LogWindow:
         self.run_dir = run_dir
         self.offsets = {log: log.stat().st_size for log in (run_dir / "logs").glob("*.log")}
 
-    def lines(self, pattern: str) -> list[str]:
+    def lines(self, pattern: str, ignoring: str = "") -> list[str]:
+        """New lines matching `pattern` once every token that contains `ignoring` (say, the
+        scenario's tag: its order ids name the targets) is taken out."""
         matcher = re.compile(pattern, re.IGNORECASE)
+        scrub = re.compile(rf"\S*{re.escape(ignoring)}\S*") if ignoring else None
         found = []
         for log in sorted((self.run_dir / "logs").glob("*.log")):
             with log.open("rb") as stream:
                 stream.seek(self.offsets.get(log, 0))
                 text = stream.read().decode(errors="replace")
-            found += [f"{log.stem}: {line.strip()[:300]}" for line in text.splitlines() if matcher.search(line)]
+            found += [f"{log.stem}: {line.strip()[:300]}" for line in text.splitlines()
+                      if matcher.search(scrub.sub("", line) if scrub else line)]
         return found
 
 
