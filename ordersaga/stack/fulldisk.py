@@ -3,7 +3,8 @@ ballast file then fills; deleting the ballast gives the space back.
 
 - embedded (SQLite): the app's sidecars are stopped, the database file (and its WAL) moved onto
   the tmpfs and linked from where the component looks for it (SQLite follows the link and keeps
-  its WAL beside the real file), and the sidecars started again;
+  its WAL beside the real file), and the sidecars started again; `fill` empties the WAL first
+  (SQLite reuses a WAL in place, so a grown one would hide the full disk for a while);
 - production (PostgreSQL): a tablespace on the tmpfs, and the store's table (`<prefix>state`)
   moved into it while everything runs, so only that store's writes meet the full disk (`fill`
   rewrites the table compactly first, so they meet it at once) (the WAL stays where it was: PostgreSQL answers
@@ -79,6 +80,8 @@ class SmallDisk:
         PostgreSQL the table is first rewritten compactly (VACUUM FULL, in the room left for
         it), so its next writes need new pages, which the full disk refuses."""
         written = 0
+        if self.profile == "embedded":
+            self._truncate_wal()
         if self.profile == "production":
             size = self._query(f"SELECT pg_total_relation_size('{self.table}')")
             written += self._ballast(self.free_bytes() - 2 * size - (1 << 20))
@@ -144,6 +147,20 @@ class SmallDisk:
             move()
         finally:
             self.stack.up(timeout=120)
+
+    def _truncate_wal(self) -> None:
+        """SQLite reuses its WAL file in place after a checkpoint, so a disk that fills beside a
+        WAL grown earlier goes unnoticed until the WAL outgrows its old size: empty it first
+        (a checkpoint that truncates it), so the store's next writes need new room."""
+        import sqlite3
+
+        with sqlite3.connect(self._db(), timeout=10) as db:
+            for _ in range(20):
+                busy, _, _ = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                if not busy:
+                    return
+                time.sleep(0.2)
+        raise DiskError(f"{self._db().name}: its WAL could not be emptied (the store stayed busy)")
 
     def _install_sqlite(self) -> None:
         def move() -> None:

@@ -82,7 +82,8 @@ def witnesses(window: LogWindow, disruption: Disruption, tag: str) -> list[str]:
     and say with what (not counting the scenario's own ids, which name their targets)."""
     alias = disruption.aliases
     lines = window.lines(rf"{TROUBLE}.*({alias})|({alias}).*{TROUBLE}", ignoring=tag)
-    return [line for line in lines if not (disruption.own_log and line.startswith(f"{disruption.own_log}:"))]
+    own = {"toxiproxy", disruption.own_log}  # the fault's own tools and victim are no witnesses
+    return [line for line in lines if line.split(":", 1)[0] not in own]
 
 
 def app_of(process: str) -> str:

@@ -335,6 +335,12 @@ class Tally:
         figures[3] += sum(verdict.named.values())
         figures[4] += len(verdict.named)
 
+    def count(self, kind: str, faults: int, orders: int, violations: int) -> None:
+        figures = self.kinds.setdefault(kind, [0, 0, 0, 0, 0])
+        figures[0] += faults
+        figures[1] += orders
+        figures[2] += violations
+
     def lines(self) -> list[str]:
         out = []
         for kind, (faults, orders, violations, named, checked) in sorted(self.kinds.items()):
