@@ -153,8 +153,9 @@ class SmallDisk:
         WAL grown earlier goes unnoticed until the WAL outgrows its old size: empty it first
         (a checkpoint that truncates it), so the store's next writes need new room."""
         import sqlite3
+        from contextlib import closing
 
-        with sqlite3.connect(self._db(), timeout=10) as db:
+        with closing(sqlite3.connect(self._db(), timeout=10)) as db:  # closed: an open file keeps the tmpfs busy
             for _ in range(20):
                 busy, _, _ = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
                 if not busy:

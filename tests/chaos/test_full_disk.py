@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from contextlib import closing
 
 import pytest
 
@@ -88,7 +89,7 @@ def test_a_full_disk_under_a_store(fault_stack, fault_client, tally, measured, s
     if not said:
         violations.append(f"no log line says {store}'s disk is full (looked for {FULL_DISK})")
     if profile == "embedded":
-        with sqlite3.connect(f"file:{fault_stack.run_dir / 'data' / f'{store}.db'}?mode=ro", uri=True) as db:
+        with closing(sqlite3.connect(f"file:{fault_stack.run_dir / 'data' / f'{store}.db'}?mode=ro", uri=True)) as db:
             integrity = db.execute("PRAGMA integrity_check").fetchone()[0]
         if integrity != "ok":
             violations.append(f"{store}.db fails its integrity check: {integrity}")

@@ -113,14 +113,16 @@ class Verdict:
 
     def settle(self, bound_s: float = 240) -> dict[str, dict]:
         """Every order terminal (as far as it gets within `bound_s`); NEEDS_ATTENTION retried once."""
-        finals = {oid: self._wait(oid, bound_s) for oid in self.orders}
+        finals = self.wait_all(bound_s)
         for order_id, final in finals.items():
             if final and final["status"] == "NEEDS_ATTENTION":
                 self.orders[order_id].retried = True
                 self._retry(order_id)
+        deadline = time.monotonic() + bound_s
         for order_id, final in finals.items():
             if self.orders[order_id].retried:
-                finals[order_id] = self._wait(order_id, bound_s, not_status="NEEDS_ATTENTION")
+                finals[order_id] = self._wait(order_id, max(1.0, deadline - time.monotonic()),
+                                              not_status="NEEDS_ATTENTION")
         return finals
 
     def check(self, bound_s: float = 240) -> list[str]:
