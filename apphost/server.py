@@ -30,6 +30,9 @@ from apphost.faults import SERVICE_NAME as FAULTS_SERVICE
 from apphost.faults import FaultInjector, methods_of
 
 Startup = Callable[[], Awaitable[Callable[[], Awaitable[None]] | None]]
+# Why the service no longer serves what it exists for, or None while it does (checked after start).
+Liveness = Callable[[], str | None]
+LIVENESS_EVERY_S = 5.0
 
 log = logging.getLogger("apphost.server")
 
@@ -131,18 +134,35 @@ def run_service(app_id: str, service, servicer, add_to_server, business_methods:
     run(app_id, app, [service.full_name, FAULTS_SERVICE])
 
 
-def run(app_id: str, app: App, service_names: list[str], startup: Startup | None = None) -> None:
+def run(app_id: str, app: App, service_names: list[str], startup: Startup | None = None,
+        liveness: Liveness | None = None) -> None:
     """Serve `app` until SIGTERM/SIGINT. `service_names` are the full names of the app's own
-    gRPC services, advertised through server reflection next to the health service."""
+    gRPC services, advertised through server reflection next to the health service. Health
+    follows `liveness` once the service has started: NOT_SERVING for good when it says why."""
     configure_logging(app_id)
     observability.setup(app_id)
     try:
-        asyncio.run(_serve(app_id, app, service_names, startup))
+        asyncio.run(_serve(app_id, app, service_names, startup, liveness))
     finally:
         observability.shutdown()  # the last spans reach Zipkin
 
 
-async def _serve(app_id: str, app: App, service_names: list[str], startup: Startup | None) -> None:
+async def follow_liveness(app_id: str, health_servicer, names: list[str], liveness: Liveness,
+                          every_s: float = LIVENESS_EVERY_S) -> str:
+    """Check `liveness` every `every_s`; once it names a reason, report NOT_SERVING on every
+    name (a supervisor restarts the process: Kubernetes' liveness probe) and return it."""
+    while True:
+        await asyncio.sleep(every_s)
+        reason = liveness()
+        if reason:
+            log.error("%s no longer serves: %s; health is NOT_SERVING, restart the process", app_id, reason)
+            for name in names:
+                health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+            return reason
+
+
+async def _serve(app_id: str, app: App, service_names: list[str], startup: Startup | None,
+                 liveness: Liveness | None = None) -> None:
     health_servicer = health.HealthServicer()
     health_servicer.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
     app.add_external_service(health_pb2_grpc.add_HealthServicer_to_server, health_servicer)
@@ -168,8 +188,12 @@ async def _serve(app_id: str, app: App, service_names: list[str], startup: Start
     for name in ["", *service_names]:
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info("%s is ready", app_id)
+    watching = asyncio.create_task(follow_liveness(app_id, health_servicer, ["", *service_names], liveness)) \
+        if liveness else None
 
     await stop.wait()
+    if watching:
+        watching.cancel()
     log.info("%s shutting down", app_id)
     health_servicer.enter_graceful_shutdown()
     if shutdown:

@@ -16,7 +16,7 @@ from dapr.ext.workflow import DaprWorkflowClient, WorkflowRuntime
 from dapr.ext.workflow.logger import LoggerOptions
 
 from apphost import server as apphost
-from order_service import actor, admission, orders_pb2, orders_pb2_grpc
+from order_service import actor, admission, api, liveness, orders_pb2, orders_pb2_grpc
 from order_service.actor_client import ActorClient
 from order_service.actor_host import new_actor_host
 from order_service.api import OrderApi
@@ -62,21 +62,23 @@ def main() -> None:
     admission.configure(admission.Admission(settings.max_active_sagas, settings.retry_after_ms))
     actors = ActorClient(int(os.environ["DAPR_HTTP_PORT"]), api_token=os.environ.get("DAPR_API_TOKEN"))
 
-    app = apphost.new_app(max_workers=32)
+    app = apphost.new_app(max_workers=api.server_threads(settings.max_watchers))
     app.subscribe(PUBSUB, APPROVALS_TOPIC, dead_letter_topic=APPROVALS_DEAD_LETTER_TOPIC)(ApprovalHandler(actors))
     # Also declared as the subscription's dead-letter topic: what keeps failing ends there too.
     app.subscribe(PUBSUB, REQUESTS_TOPIC, dead_letter_topic=REQUESTS_DEAD_LETTER_TOPIC)(
         IntakeHandler(actors, publish_dead_letter))
     app.add_external_service(orders_pb2_grpc.add_OrderServiceServicer_to_server,
-                             OrderApi(actors, DaprWorkflowClient(), DaprClient))
+                             OrderApi(actors, DaprWorkflowClient(), DaprClient, max_watchers=settings.max_watchers))
     service = orders_pb2.DESCRIPTOR.services_by_name["OrderService"].full_name
 
     # Activities log each failure with its attempt number; the SDK's own copy of it is noise.
     workflows = WorkflowRuntime(logger_options=LoggerOptions(log_level=logging.ERROR))
     register_workflows(workflows, extra_saga_versions=extra_saga_versions())
 
+    started = {}
+
     async def startup():
-        actor_host = new_actor_host()
+        actor_host = started["actor_host"] = new_actor_host()
         await actor_host.register_actor(actor.OrderActor)
         await actor_host.start()
         workflows.start()
@@ -87,7 +89,10 @@ def main() -> None:
 
         return shutdown
 
-    apphost.run(APP_ID, app, [service], startup)
+    def alive() -> str | None:
+        return liveness.actor_host_lost(started["actor_host"]) or liveness.workflow_worker_lost(workflows)
+
+    apphost.run(APP_ID, app, [service], startup, liveness=alive)
 
 
 if __name__ == "__main__":

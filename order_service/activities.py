@@ -62,24 +62,37 @@ def _logged(order_id: str, step: str, key: str, result: StepResult, metric_step:
     return result
 
 
-async def _guarded(order_id: str, step: str, key: str, call, metric_step: str = ""):
-    """Log a technical failure with its attempt number, then let it raise (the saga retries).
-    A call past its deadline is not retried: it may have happened, so it is an unknown outcome.
-    Each attempt's time goes to the step latency metric under `metric_step` (default: `step`)."""
+class ServiceUnavailable(Exception):
+    """A service call failed technically (the service, or a sidecar on the way, is away): the
+    saga retries it, then counts its outcome unknown. Any other exception out of an activity
+    is a fault the saga does not judge (order_service/saga.py, TECHNICAL_ERRORS)."""
+
+
+class OrderNotUpdated(Exception):
+    """The order's actor did not take an update (its host or store away, or a refusal)."""
+
+
+async def _guarded(order_id: str, step: str, key: str, call, metric_step: str = "", undoable: bool = True):
+    """Log a technical failure with its attempt number, then raise it as ServiceUnavailable
+    (the saga retries). A call of an `undoable` step past its deadline is not retried: it may
+    have happened, so it is an unknown outcome, which the saga undoes. A call that is itself an
+    undo, or has none (the commit), is retried instead: each is idempotent, and one that
+    happened late is only done again. Each attempt's time goes to the step latency metric under
+    `metric_step` (default: `step`)."""
     metric_step = metric_step or step
     started = time.monotonic()
     try:
         return _logged(order_id, step, key, await call, metric_step, started)
     except grpc.RpcError as error:
-        if error.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+        if error.code() == grpc.StatusCode.DEADLINE_EXCEEDED and undoable:
             return _logged(order_id, step, key, StepResult(ok=False, unknown=True, reason="TIMEOUT",
                                                            detail="no answer within the step timeout"),
                            metric_step, started)
         _attempts[key] += 1
         metrics.observe_step(metric_step, "error", time.monotonic() - started)
-        log.warning("order=%s step=%s attempt=%d outcome=error detail=%s", order_id, step, _attempts[key],
-                    f"{error.code().name}: {error.details()}")
-        raise
+        detail = f"{error.code().name}: {error.details()}"
+        log.warning("order=%s step=%s attempt=%d outcome=error detail=%s", order_id, step, _attempts[key], detail)
+        raise ServiceUnavailable(f"{step}: {detail}") from error
 
 
 # ---- inventory -------------------------------------------------------------------------------
@@ -117,7 +130,8 @@ async def _each_line(batch: StockBatch, verb: str, key_suffix: str, call) -> Ste
     """Call inventory for every line at once. A technical failure of any line fails the whole
     activity, and the retry repeats every line: safe, each call is idempotent by its key."""
     parts = await asyncio.gather(*(
-        _guarded(line.order_id, f"{verb} {line.sku}", line.idempotency_key + key_suffix, call(line), verb)
+        _guarded(line.order_id, f"{verb} {line.sku}", line.idempotency_key + key_suffix, call(line), verb,
+                 undoable=verb == "reserve")
         for line in batch.lines))
     return batch_result([part.model_copy(update={"name": line.sku}) for line, part in zip(batch.lines, parts)])
 
@@ -151,7 +165,7 @@ async def release_lines(ctx: WorkflowActivityContext, batch: StockLines) -> Step
         reply = await _inventory().ReleaseLines(inventory_pb2.ReservationRef(idempotency_key=batch.idempotency_key),
                                                 **_to("inventory-service", batch.deadline_s))
         return _lines_result(batch, reply)
-    return await _guarded(batch.order_id, "release", batch.idempotency_key + ":release", call())
+    return await _guarded(batch.order_id, "release", batch.idempotency_key + ":release", call(), undoable=False)
 
 
 async def commit_lines(ctx: WorkflowActivityContext, batch: StockLines) -> StepResult:
@@ -159,7 +173,7 @@ async def commit_lines(ctx: WorkflowActivityContext, batch: StockLines) -> StepR
         reply = await _inventory().CommitLines(inventory_pb2.ReservationRef(idempotency_key=batch.idempotency_key),
                                                **_to("inventory-service", batch.deadline_s))
         return _lines_result(batch, reply)
-    return await _guarded(batch.order_id, "commit", batch.idempotency_key + ":commit", call())
+    return await _guarded(batch.order_id, "commit", batch.idempotency_key + ":commit", call(), undoable=False)
 
 
 # ---- payment ---------------------------------------------------------------------------------
@@ -193,7 +207,8 @@ async def void_payment(ctx: WorkflowActivityContext, payment: PaymentCall) -> St
         await _payments().Void(payment_pb2.PaymentRef(idempotency_key=payment.idempotency_key),
                                **_to("payment-service", payment.deadline_s))
         return StepResult(ok=True)
-    return await _guarded(payment.order_id, "void", payment.idempotency_key + ":void", call())
+    return await _guarded(payment.order_id, "void", payment.idempotency_key + ":void", call(),
+                          undoable=False)
 
 
 async def refund_payment(ctx: WorkflowActivityContext, payment: PaymentCall) -> StepResult:
@@ -201,7 +216,8 @@ async def refund_payment(ctx: WorkflowActivityContext, payment: PaymentCall) -> 
         await _payments().Refund(payment_pb2.PaymentRef(idempotency_key=payment.idempotency_key),
                                  **_to("payment-service", payment.deadline_s))
         return StepResult(ok=True)
-    return await _guarded(payment.order_id, "refund", payment.idempotency_key + ":refund", call())
+    return await _guarded(payment.order_id, "refund", payment.idempotency_key + ":refund", call(),
+                          undoable=False)
 
 
 # ---- shipping --------------------------------------------------------------------------------
@@ -228,7 +244,8 @@ async def cancel_shipment(ctx: WorkflowActivityContext, shipment: ShipmentCall) 
         await _shipping().CancelShipment(shipping_pb2.ShipmentRef(idempotency_key=shipment.idempotency_key),
                                          **_to("shipping-service", shipment.deadline_s))
         return StepResult(ok=True)
-    return await _guarded(shipment.order_id, "cancel shipment", shipment.idempotency_key + ":cancel", call())
+    return await _guarded(shipment.order_id, "cancel shipment", shipment.idempotency_key + ":cancel", call(),
+                          undoable=False)
 
 
 # ---- the order's actor and its events -------------------------------------------------------
@@ -280,10 +297,15 @@ async def _gate_opens(update: OrderUpdate | None) -> bool:
 async def _record(update: OrderUpdate) -> Gate:
     body = json.dumps({"records": [r.model_dump(mode="json") for r in update.records],
                        "unfinished": update.unfinished.model_dump(mode="json") if update.unfinished else None}).encode()
-    reply = await dapr_stub().InvokeActor(
-        api_v1.InvokeActorRequest(actor_type=ACTOR_TYPE, actor_id=update.order_id, method="record_steps", data=body,
-                                  metadata=trace_carrier()),  # daprd hands the actor this map, not gRPC's
-        metadata=sidecar_metadata(), timeout=30)
+    try:
+        reply = await dapr_stub().InvokeActor(
+            api_v1.InvokeActorRequest(actor_type=ACTOR_TYPE, actor_id=update.order_id, method="record_steps",
+                                      data=body, metadata=trace_carrier()),  # daprd hands the actor this map
+            metadata=sidecar_metadata(), timeout=30)
+    except grpc.RpcError as error:
+        log.warning("order=%s step=update outcome=error detail=%s: %s", update.order_id, error.code().name,
+                    error.details())
+        raise OrderNotUpdated(f"{error.code().name}: {error.details()}") from error
     return Gate.model_validate_json(reply.data)
 
 

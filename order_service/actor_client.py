@@ -15,7 +15,8 @@ import urllib.request
 from apphost.observability import current_traceparent
 
 ACTOR_TYPE = "OrderActor"
-_ORDER_ERROR = re.compile(r"(INVALID_ARGUMENT|ALREADY_EXISTS|NOT_FOUND|FAILED_PRECONDITION): (.*?)['\"]?\)?$")
+_ORDER_ERROR = re.compile(
+    r"(INVALID_ARGUMENT|ALREADY_EXISTS|NOT_FOUND|FAILED_PRECONDITION|UNAVAILABLE): (.*?)['\"]?\)?$")
 
 
 class ActorCallError(Exception):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -25,17 +26,32 @@ from order_service.domain import ID_PATTERN, OrderRequest, OrderStatus, describe
 from order_service.workflow_history import instance_history, started_version
 
 log = logging.getLogger("order_service.api")
-WATCH_POLL_S = 0.25
+WATCH_POLL_S = 0.25  # how often an open watch looks at its order, at first and after a change
+WATCH_POLL_MAX_S = 2.0  # ... and at most, doubling while the order does not change
 WATCH_MAX_S = 24 * 3600  # a watch ends after a day even if the order is still in flight
+# Threads of order-service's gRPC server for everything but open watches: the API's unary calls
+# and the pub/sub deliveries (approvals, order requests). Each open WatchOrder holds a thread of
+# its own for as long as it lasts, so the server has these plus one per watch it admits, and a
+# watch beyond the limit is refused: watchers can never take the threads new orders and
+# approvals need (issue 18, hole 7).
+UNARY_THREADS = 32
 _ID = re.compile(ID_PATTERN)
 
 
+def server_threads(max_watchers: int) -> int:
+    """The size of the app server's thread pool for `max_watchers` open watches."""
+    return UNARY_THREADS + max_watchers
+
+
 class OrderApi(pb_grpc.OrderServiceServicer):
-    def __init__(self, actors: ActorClient, workflows: DaprWorkflowClient | None = None, dapr=None):
+    def __init__(self, actors: ActorClient, workflows: DaprWorkflowClient | None = None, dapr=None,
+                 max_watchers: int = 64):
         self._actors = actors
         self._workflows = workflows
         self._dapr = dapr  # a sync DaprClient factory, for the orders index
         self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="list-orders")
+        self._max_watchers = max_watchers
+        self._watch_slots = threading.BoundedSemaphore(max_watchers)
 
     def PlaceOrder(self, request: pb.PlaceOrderRequest, context) -> pb.PlaceOrderResponse:
         data = {
@@ -82,27 +98,53 @@ class OrderApi(pb_grpc.OrderServiceServicer):
             # client drop the answer as RESOURCE_EXHAUSTED.
             context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                           f"status: unknown status {request.status[:64]!r}; one of {', '.join(OrderStatus)}")
-        with self._dapr() as client:
-            labels = index.read_all(client)
-        terminal = wanted and OrderStatus(wanted).terminal
+        try:
+            with self._dapr() as client:
+                labels = index.read_all(client)
+        except Exception as error:  # noqa: BLE001 - the sidecar or the store: a list cannot be made
+            context.abort(grpc.StatusCode.UNAVAILABLE, f"the orders index could not be read: {_first_line(error)}")
+        # A label is a hint: an order labelled IN_FLIGHT may have ended since (its label is
+        # written after the order), so it is a candidate for every status, and its actor says.
         candidates = sorted(oid for oid, label in labels.items()
-                            if not wanted or label == wanted or (not terminal and label == index.IN_FLIGHT))
-        orders = [o for o in self._pool.map(lambda oid: self._order_or_none(oid), candidates) if o is not None]
-        return pb.ListOrdersResponse(orders=[o for o in orders if not wanted or o.status == wanted])
+                            if not wanted or label == wanted or label == index.IN_FLIGHT)
+        orders, unread = [], []
+        for order_id, (order, error) in zip(candidates, self._pool.map(self._order_or_error, candidates)):
+            if error:
+                unread.append((order_id, error))
+            elif order is not None and (not wanted or order.status == wanted):
+                orders.append(order)
+        if unread:  # never a partial list that does not say so
+            first_id, first_error = unread[0]
+            context.abort(grpc.StatusCode.UNAVAILABLE,
+                          f"{len(unread)} of {len(candidates)} orders could not be read (first: {first_id}: "
+                          f"{first_error[:200]}): try again")
+        return pb.ListOrdersResponse(orders=orders)
 
     def WatchOrder(self, request: pb.WatchOrderRequest, context):
         order_id = _valid_id(context, request.order_id)
-        last = None
+        if not self._watch_slots.acquire(blocking=False):
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                          f"{self._max_watchers} watches are open on this replica, its limit "
+                          "(ORDERSAGA_MAX_WATCHERS): try again later, or poll GetOrder")
+        try:
+            yield from self._watch(context, order_id)
+        finally:
+            self._watch_slots.release()
+
+    def _watch(self, context, order_id: str):
+        last, poll = None, WATCH_POLL_S
         deadline = time.monotonic() + WATCH_MAX_S
         while context.is_active() and time.monotonic() < deadline:
             order = self._order(context, order_id)
             seen = (order.status, len(order.timeline), order.saga_runtime_status)
             if seen != last:
-                last = seen
+                last, poll = seen, WATCH_POLL_S
                 yield order
+            else:
+                poll = min(2 * poll, WATCH_POLL_MAX_S)
             if OrderStatus(order.status).terminal:
                 return
-            time.sleep(WATCH_POLL_S)
+            time.sleep(poll)
 
     # ---- helpers -------------------------------------------------------------------------
 
@@ -118,12 +160,14 @@ class OrderApi(pb_grpc.OrderServiceServicer):
             context.abort(grpc.StatusCode.NOT_FOUND, f"order {order_id} does not exist")
         return self._to_proto(state)
 
-    def _order_or_none(self, order_id: str) -> pb.Order | None:
+    def _order_or_error(self, order_id: str) -> tuple[pb.Order | None, str]:
+        """The order (None when it does not exist: the index may name an order whose placing
+        stopped before it was saved), or why it could not be read."""
         try:
             state = self._actors.call(order_id, "get")
-        except ActorCallError:
-            return None
-        return self._to_proto(state) if state else None
+        except ActorCallError as error:
+            return None, f"{error.code}: {error.message}"
+        return (self._to_proto(state) if state else None), ""
 
     def _to_proto(self, state: dict) -> pb.Order:
         runtime_status = self._saga_status(state.get("saga_instance_id", ""),
@@ -176,6 +220,10 @@ def workflow_version(instance_id: str) -> str:
     target = f"{os.environ.get('DAPR_RUNTIME_HOST', '127.0.0.1')}:{os.environ['DAPR_GRPC_PORT']}"
     events = instance_history(target, os.environ.get("DAPR_API_TOKEN"), instance_id, timeout_s=10)
     return started_version(events) or "unknown"
+
+
+def _first_line(error: Exception) -> str:
+    return (str(error).splitlines() or [type(error).__name__])[0][:300]
 
 
 def _valid_id(context, order_id: str) -> str:

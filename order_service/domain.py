@@ -43,6 +43,10 @@ class FailureReason(StrEnum):
     SHIPPING_FAILED = "SHIPPING_FAILED"
     INVENTORY_UNAVAILABLE = "INVENTORY_UNAVAILABLE"
     PAYMENT_UNAVAILABLE = "PAYMENT_UNAVAILABLE"
+    # Not a business answer: the saga met a fault it cannot judge (a bug in a step, the order's
+    # own record that could not be written), undid what it could and left the order to a person
+    # (NEEDS_ATTENTION), who ends it FAILED with this reason (CloseOrder or RetryOrder).
+    INTERNAL_ERROR = "INTERNAL_ERROR"
 
 
 class LineItem(BaseModel):
@@ -109,6 +113,17 @@ class Unfinished(BaseModel):
     resume_status: OrderStatus
 
 
+class LifecycleEvent(BaseModel):
+    """One event on `order-events`; (order_id, type) is its stable CloudEvent id."""
+
+    order_id: str
+    type: str  # placed, approval_requested, completed, failed, cancelled, needs_attention, overdue
+    status: str
+    reason: str = ""
+    detail: str = ""
+    total_cents: int = 0
+
+
 class OrderState(BaseModel):
     """What OrderActor keeps: identity, status, reason, timeline, saga instance id."""
 
@@ -125,11 +140,53 @@ class OrderState(BaseModel):
     # The W3C traceparent of the order's placing (`up --observe`): later calls about the order
     # (an approval, a cancel) join its trace. Empty when traces are off.
     trace_parent: str = ""
+    placed_at: str = ""  # ISO-8601 UTC ("" on orders placed before it was kept: see `placed_time`)
+    # The approval threshold the order's saga runs with, frozen at placing as the saga's input
+    # freezes it: a release that changes the setting changes nothing for orders placed before.
+    # None on orders placed before it was kept.
+    approval_threshold_cents: int | None = None
+    # What the order owes the world outside its state, kept with it, so that a stop between the
+    # save and the call loses nothing: the actor pays it after each save, and its reminders pay
+    # what is still owed (events to announce, its label in the orders index, the cancel event
+    # its saga must get).
+    owed_events: list[LifecycleEvent] = Field(default_factory=list)
+    indexed_as: str = ""  # the orders index's label for it, as last written
+    cancel_raised: bool = False  # the saga was told of the accepted cancel
 
     @property
     def order_id(self) -> str:
         return self.request.order_id
 
+    @property
+    def placed_time(self) -> str:
+        return self.placed_at or (self.timeline[0].at if self.timeline else "")
+
+    @property
+    def index_label(self) -> str:
+        """The label ListOrders finds the order under: IN_FLIGHT, or its terminal status."""
+        return self.status.value if self.status.terminal else IN_FLIGHT_LABEL
+
+    @property
+    def owes_cancel(self) -> bool:
+        return self.cancel_requested and not self.cancel_raised and not self.status.terminal
+
+    @property
+    def owes_anything(self) -> bool:
+        return bool(self.owed_events) or self.indexed_as != self.index_label or self.owes_cancel
+
+    def awaits_decision(self, current_threshold_cents: int) -> bool:
+        """Whether an approval decision concerns this order: it is at or before the approval gate
+        and its saga will ask for one (by the threshold frozen with it; an order placed before
+        the threshold was kept is trusted to be waiting once it says so)."""
+        if self.status not in BEFORE_APPROVAL:
+            return False
+        if self.approval_threshold_cents is None:
+            return self.status == OrderStatus.AWAITING_APPROVAL or \
+                self.request.total_cents >= current_threshold_cents
+        return self.request.total_cents >= self.approval_threshold_cents
+
+
+IN_FLIGHT_LABEL = "IN_FLIGHT"
 
 # An approval decision is taken while the order is at or before the approval gate.
 BEFORE_APPROVAL = frozenset({OrderStatus.PLACED, OrderStatus.RESERVING, OrderStatus.AWAITING_APPROVAL})

@@ -13,12 +13,13 @@ from dapr.clients.grpc._state import Concurrency, StateOptions
 from pydantic import BaseModel, Field
 
 from apphost.statestore import is_write_conflict
+from order_service.domain import IN_FLIGHT_LABEL
 
 STORE = "order-store"
 # Many small shards: a shard is rewritten whole on every note, so its size, not the number of
 # shards, is what each write costs (32 shards made every write grow with the order count).
 SHARDS = 1024
-IN_FLIGHT = "IN_FLIGHT"
+IN_FLIGHT = IN_FLIGHT_LABEL
 _ATTEMPTS = 50
 
 

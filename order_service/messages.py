@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from order_service.domain import ID_PATTERN, OrderRequest, Unfinished
+from order_service.domain import ID_PATTERN, LifecycleEvent, OrderRequest, Unfinished  # noqa: F401 (LifecycleEvent: re-exported)
 
 
 class SagaInput(BaseModel):
@@ -113,17 +113,6 @@ class Gate(BaseModel):
     """The actor's answer to a status change: whether a cancel was accepted before it."""
 
     cancel_requested: bool = False
-
-
-class LifecycleEvent(BaseModel):
-    """One event on `order-events`; (order_id, type) is its stable CloudEvent id."""
-
-    order_id: str
-    type: str  # placed, approval_requested, completed, failed, cancelled, needs_attention, overdue
-    status: str
-    reason: str = ""
-    detail: str = ""
-    total_cents: int = 0
 
 
 class OrderUpdate(BaseModel):

@@ -27,6 +27,7 @@ def retry_saga(ctx: wf.DaprWorkflowContext, retry_input: RetryInput):
     # A retry waits for no approval: the saga's approval settings do not matter here.
     saga = Saga(ctx, SagaInput(order=retry.order, approval_threshold_cents=0, approval_timeout_s=0,
                                step_timeout_s=retry.step_timeout_s), key_prefix=f"retry {retry.attempt}: ")
+    saga.left_on_fault = unfinished  # a fault stops the retry with all of it still to do (each call is idempotent)
 
     saga.note("retry", "STARTED", status=unfinished.resume_status,
               detail=f"attempt {retry.attempt}, by {retry.retried_by or 'unknown'}")

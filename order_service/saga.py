@@ -14,6 +14,7 @@ environment. Every side effect is an activity, registered under a stable name.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from dataclasses import dataclass
@@ -60,8 +61,58 @@ BOOKKEEPING_RETRY = wf.RetryPolicy(
     max_retry_interval=timedelta(seconds=30),
 )
 
+# An ending (the order's last record) outlasts what bookkeeping does: retried for about an hour
+# before the saga ends without it; it then leaves the update as its custom status, where the
+# order's check-up finds and applies it (OrderActor).
+ENDING_RETRY = wf.RetryPolicy(
+    first_retry_interval=timedelta(seconds=1),
+    max_number_of_attempts=70,
+    backoff_coefficient=2.0,
+    max_retry_interval=timedelta(seconds=60),
+)
+
+# Patches (README, "Changing the saga"): sagas that met these places before the release replay
+# the old branch.
+# A step that fails for another reason than a service being away (a bug in it, the order's
+# record that cannot be written) is a fault: the saga stops, undoes what it did and leaves the
+# order to a person (NEEDS_ATTENTION, ending FAILED INTERNAL_ERROR) instead of failing the
+# workflow with stock and credit held, or the order with a business reason.
+FAULTS_PATCH = "faults-stop-the-saga"
+# The ending is retried for longer (ENDING_RETRY).
+ENDING_PATCH = "ending-retried-longer"
+# A cancel accepted before the approval timed out (its event did not reach the saga in time)
+# ends the order CANCELLED, not APPROVAL_TIMEOUT.
+CANCEL_BEATS_TIMEOUT_PATCH = "cancel-beats-approval-timeout"
+
+# Failures of a step the saga retries and then counts as an unknown outcome: a service (or a
+# sidecar on the way) was away, or the order's actor, asked to open a step's gate. The
+# activities raise ServiceUnavailable and OrderNotUpdated; the gRPC error types are what they
+# raised before.
+TECHNICAL_ERRORS = frozenset({"ServiceUnavailable", "OrderNotUpdated", "AioRpcError", "_InactiveRpcError",
+                              "RpcError"})
+
 log = logging.getLogger("order_service.saga")
 _GRPC_DETAILS = re.compile(r'details = "([^"]*)"')
+
+
+class SagaStopped(Exception):
+    """A fault stopped the saga going forward (Saga.stop_after_fault ends it)."""
+
+    def __init__(self, saga: "Saga"):
+        super().__init__(saga.fault)
+        self.saga = saga
+
+
+def stops_on_faults(workflow):
+    """What every workflow version is registered inside (order_service/workflows.py): a saga
+    stopped by a fault ends by undoing what it did, instead of failing the workflow."""
+    @functools.wraps(workflow)
+    def run(ctx, workflow_input):
+        try:
+            return (yield from workflow(ctx, workflow_input))
+        except SagaStopped as stopped:
+            return (yield from stopped.saga.stop_after_fault())
+    return run
 
 
 def order_saga(ctx: wf.DaprWorkflowContext, saga_input: SagaInput):
@@ -170,6 +221,11 @@ class Saga:
         self.unwritten: list[StepRecord] = []
         # The actor records an entry once per key; a retry's entries carry their own prefix.
         self.key_prefix = key_prefix
+        self.fault = ""  # what stopped the saga, when a fault did (see FAULTS_PATCH)
+        self.ending = False  # set once the saga unwinds or ends: it no longer stops on faults
+        # What a fault leaves for a person when there is nothing to undo (a retry's calls).
+        self.left_on_fault: Unfinished | None = None
+        self._updates: dict = {}  # update task -> the OrderUpdate it carries
 
     # ---- the timeline and events ------------------------------------------------------------
 
@@ -193,10 +249,12 @@ class Saga:
         self.unwritten = []
         return update
 
-    def start_update(self, announce: str = "", **fields):
+    def start_update(self, announce: str = "", *, policy: wf.RetryPolicy = BOOKKEEPING_RETRY, **fields):
         """Start the activity that writes the noted entries and publishes `announce` (if any)."""
-        return self.ctx.call_activity("update_order", input=self.update_message(announce, **fields),
-                                      retry_policy=BOOKKEEPING_RETRY)
+        message = self.update_message(announce, **fields)
+        task = self.ctx.call_activity("update_order", input=message, retry_policy=policy)
+        self._updates[task] = message
+        return task
 
     def finish_update(self, task, announce: str):
         """The actor's answer (a Gate) to a finished update. An event the broker kept refusing
@@ -204,12 +262,40 @@ class Saga:
         if task.is_failed and failed_with(task, "EventNotPublished"):
             self.note(f"event {announce}", "UNPUBLISHED", detail=_short(task.get_exception()))
             return (yield from self.update())
+        if task.is_failed and self.ctx.is_patched(FAULTS_PATCH):
+            return self._unrecorded(task)
         return Gate.model_validate(task.get_result())
 
     def update(self, announce: str = "", **event_fields):
         task = self.start_update(announce, **event_fields)
         yield wf.when_any([task])  # completes on failure too: finish_update looks at it
         return (yield from self.finish_update(task, announce))
+
+    def end_with_update(self, announce: str = "", **event_fields):
+        """The saga's last update: retried for longer than the others."""
+        self.ending = True
+        policy = ENDING_RETRY if self.ctx.is_patched(ENDING_PATCH) else BOOKKEEPING_RETRY
+        task = self.start_update(announce, policy=policy, **event_fields)
+        yield wf.when_any([task])
+        return (yield from self.finish_update(task, announce))
+
+    def _unrecorded(self, task) -> Gate:
+        """An update the order's actor never took, after minutes of retries (its host or store
+        away, or a bug). Its entries are noted again, for the next update. An update that moved
+        the order into a status, before the saga unwinds or ends, is a gate the actor did not
+        open: a fault, and the saga must not go on past it, so it stops (SagaStopped). Any other
+        goes on, and the saga leaves what the order has not heard as its custom status, where
+        the order's check-up finds it and records it (OrderActor)."""
+        message = self._updates[task]
+        self.unwritten = message.records + self.unwritten
+        fault = f"the order's record could not be written: {_short(task.get_exception())}"
+        if not self.ctx.is_replaying:
+            log.error("order=%s step=update outcome=UNRECORDED detail=%s", self.order.order_id, fault)
+        if not self.ending and any(record.status for record in message.records):
+            self.fault = self.fault or fault
+            raise SagaStopped(self)
+        self.ctx.set_custom_status(message.model_copy(update={"records": self.unwritten}).model_dump_json())
+        return Gate()
 
     def entering(self, status: OrderStatus, step: str) -> OrderUpdate:
         """The update a gated step asks the actor to accept first: the entries noted so far
@@ -239,16 +325,28 @@ class Saga:
         pending = tasks + ([update] if update else [])
         while pending:  # when_any, not when_all: a failed call must not stop the wait for the others
             pending.remove((yield wf.when_any(pending)))
-        if update:
-            yield from self.finish_update(update, announce)
-        results = [result_of(task) for task in tasks]
-        for call, result in zip(calls, results):
+        results = [self._result(call, task) for call, task in zip(calls, tasks)]
+        for call, result in zip(calls, results):  # first: a fault in the update below unwinds them
             undo = call.to_undo(result)
             if undo:
                 self.to_undo.append(undo)
+        if update:
+            yield from self.finish_update(update, announce)
+        for call, result in zip(calls, results):
             for name, part in [(f"{call.step} {p.name}", p) for p in result.parts] or [(call.step, result)]:
                 self.note(name, _outcome(part), detail=part.detail)
         return results
+
+    def _result(self, call: "Call", task) -> StepResult:
+        """A step's result. A step that failed after its retries is an unknown outcome (it may
+        have happened, so it is undone); one that failed for another reason than a service
+        being away is also a fault, which the ending reports (see FAULTS_PATCH)."""
+        if task.is_failed and _error_type(task) not in TECHNICAL_ERRORS and self.ctx.is_patched(FAULTS_PATCH):
+            self.fault = self.fault or f"{call.step} ({call.activity}) raised {_error_type(task)}: " \
+                                       f"{_short(task.get_exception())}"
+            if not self.ctx.is_replaying:
+                log.error("order=%s step=%s outcome=FAULT detail=%s", self.order.order_id, call.step, self.fault)
+        return result_of(task)
 
     def wait_for_approval(self):
         """'APPROVED', 'REJECTED', 'TIMED_OUT' or 'cancelled'. The first decision wins."""
@@ -274,7 +372,7 @@ class Saga:
     def complete(self, tracking_number: str):
         self.note("complete", "COMPLETED", status=OrderStatus.COMPLETED, detail=tracking_number,
                   tracking_number=tracking_number)
-        yield from self.update("completed", detail=tracking_number)
+        yield from self.end_with_update("completed", detail=tracking_number)
         return OrderStatus.COMPLETED.value
 
     def fail(self, reason: FailureReason):
@@ -286,30 +384,48 @@ class Saga:
     def needs_attention(self, detail: str, unfinished: Unfinished):
         """Stop here, never silently: the order records what is left to do and how it would
         have ended, for a retry or a person (RetryOrder, CloseOrder)."""
+        if self.fault:
+            detail = f"{detail}; fault: {self.fault}"[:500]
         self.note("attention", "NEEDED", status=OrderStatus.NEEDS_ATTENTION, detail=detail)
-        yield from self.update("needs_attention", detail=detail, unfinished=unfinished)
+        yield from self.end_with_update("needs_attention", detail=detail, unfinished=unfinished)
         return OrderStatus.NEEDS_ATTENTION.value
 
     def finish(self, final: OrderStatus, reason: str):
         """End a saga that undid its steps (or a retry that finished them) in `final`."""
         self.note("finish", final.value, status=final, reason=reason)
-        yield from self.update(final.value.lower(), status=final.value, reason=reason)
+        yield from self.end_with_update(final.value.lower(), status=final.value, reason=reason)
         return final.value
 
+    def stop_after_fault(self):
+        """End a saga a fault stopped (SagaStopped): undo every step that succeeded or may have,
+        then leave the order to a person, saying what failed (NEEDS_ATTENTION, ending FAILED
+        INTERNAL_ERROR once the rest is done). A saga with nothing to undo but calls of its own
+        left (a retry) leaves those."""
+        if self.left_on_fault is not None:
+            return (yield from self.needs_attention("stopped", self.left_on_fault))
+        return (yield from self._unwind(OrderStatus.FAILED, FailureReason.INTERNAL_ERROR))
+
     def _unwind(self, final: OrderStatus, reason: str):
-        """Compensate in reverse; end in `final`, or NEEDS_ATTENTION if an undo keeps failing."""
+        """Compensate in reverse; end in `final`, or NEEDS_ATTENTION if an undo keeps failing
+        or a fault came first (then a person looks before the order ends FAILED)."""
+        self.ending = True
         self.note("compensate", "STARTED", status=OrderStatus.COMPENSATING, reason=reason)
-        yield from self.update()
+        gate = yield from self.update()
+        if reason == FailureReason.APPROVAL_TIMEOUT and gate.cancel_requested and \
+                self.ctx.is_patched(CANCEL_BEATS_TIMEOUT_PATCH):
+            final, reason = OrderStatus.CANCELLED, ""  # the customer cancelled first
         stuck: list[Call] = []
         for undo in reversed(self.to_undo):
             result = yield from self.run(undo)
             if not result.ok:
                 stuck.append(undo)
-        if stuck:
+        if self.fault and final == OrderStatus.FAILED:
+            reason = FailureReason.INTERNAL_ERROR
+        if stuck or self.fault:
             names = ", ".join(undo.step.removeprefix("undo ") for undo in stuck)
             unfinished = Unfinished(calls=[undo.planned() for undo in stuck],
                                     ending=Ending(status=final, reason=reason), resume_status=OrderStatus.COMPENSATING)
-            detail = f"could not undo: {names} (after {reason or 'cancel'})"
+            detail = f"could not undo: {names} (after {reason or 'cancel'})" if stuck else "undone"
             return (yield from self.needs_attention(detail, unfinished))
         return (yield from self.finish(final, reason))
 
@@ -323,8 +439,13 @@ def _outcome(result: StepResult) -> str:
 
 
 def failed_with(task, error_type: str) -> bool:
+    return _error_type(task) == error_type
+
+
+def _error_type(task) -> str:
+    """The type name of the exception a failed activity raised, as the engine recorded it."""
     details = getattr(task.get_exception(), "details", None)
-    return getattr(details, "error_type", "") == error_type
+    return getattr(details, "error_type", "")
 
 
 def result_of(task) -> StepResult:

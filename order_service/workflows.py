@@ -36,7 +36,7 @@ def register(runtime, extra_saga_versions: list[tuple[str, Workflow]] = ()) -> N
     for name, versions in ((saga.SAGA_NAME, SAGA_VERSIONS + list(extra_saga_versions)),
                            (retry_saga.RETRY_SAGA_NAME, RETRY_VERSIONS)):
         for number, (version, workflow) in enumerate(versions, start=1):
-            runtime.register_versioned_workflow(workflow, name=name, version_name=version,
+            runtime.register_versioned_workflow(saga.stops_on_faults(workflow), name=name, version_name=version,
                                                 is_latest=number == len(versions))
     for name, activity in ACTIVITIES.items():
         runtime.register_activity(activity, name=name)

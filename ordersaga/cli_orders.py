@@ -16,7 +16,8 @@ from decimal import Decimal, InvalidOperation
 import grpc
 
 from order_service import orders_pb2 as pb
-from order_service.domain import OrderStatus
+from order_service.actor_client import ActorCallError
+from order_service.domain import BEFORE_APPROVAL, OrderState, OrderStatus
 from ordersaga.client import SagaClient
 
 SERVICES = ("inventory-service", "payment-service", "shipping-service")
@@ -147,10 +148,38 @@ def close(client: SagaClient, args) -> int:
 
 
 def decide(client: SagaClient, args) -> int:
+    """Publish a decision, once the order is known to wait for one: the topic takes anything
+    from anyone (DESIGN.md), and what it cannot use goes to the dead-letter topic silently, so
+    the CLI says beforehand what would happen to a decision no order waits for, and publishes
+    nothing then."""
     verdict = "approve" if args.command == "approve" else "reject"
+    try:
+        stored = client.get(args.order_id)
+    except ActorCallError as error:
+        return fail(f"could not look up order {args.order_id} ({error.code}: {error.message}); nothing published")
+    refusal = decision_refusal(args.order_id, verdict, stored)
+    if refusal:
+        return fail(f"{refusal}; nothing published")
     client.approve(args.order_id, decision=verdict, approver=args.approver, reason=getattr(args, "reason", "") or "")
     print(f"Published {verdict} for {args.order_id} on order-approvals.")
     return 0
+
+
+def decision_refusal(order_id: str, verdict: str, stored: dict | None) -> str | None:
+    """Why a decision for this order would change nothing (and where it would end), or None when
+    the order waits for one (or will, once its saga reaches the approval gate)."""
+    dead_letter = "it would go to the dead-letter topic"
+    if stored is None:
+        return f"order {order_id} does not exist: {dead_letter}"
+    order = OrderState.model_validate(stored)
+    if order.decision:
+        return f"order {order_id} was already decided ({order.decision}): the first decision wins, another does nothing"
+    if order.status not in BEFORE_APPROVAL:
+        return f"order {order_id} is not waiting for a decision (it is {order.status}): {dead_letter}"
+    # An order placed before the threshold was kept with it: trusted once it says it waits.
+    if not order.awaits_decision(current_threshold_cents=sys.maxsize):
+        return f"order {order_id} does not need approval (its total is below the approval threshold): {dead_letter}"
+    return None
 
 
 def order_json(order: pb.Order, timeline: bool = True) -> dict:

@@ -86,7 +86,8 @@ class PaymentServicer(pb_grpc.PaymentServiceServicer):
         return reply
 
     def Capture(self, request: pb.PaymentRef, context) -> pb.PaymentReply:
-        return self._transition(request, context, "capture", {"AUTHORIZED": ("CAPTURED", Account.capture)}, tombstone=None)
+        return self._transition(request, context, "capture", {"AUTHORIZED": ("CAPTURED", Account.capture)},
+                                tombstone=None)
 
     def Void(self, request: pb.PaymentRef, context) -> pb.PaymentReply:
         return self._transition(request, context, "void", TAKE_NOTHING, tombstone="VOIDED")

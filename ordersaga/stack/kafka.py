@@ -172,6 +172,10 @@ group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=false
 num.partitions={MIN_PARTITIONS}
 log.retention.hours={RETENTION_HOURS}
+# One node has no replica to keep a message the kernel had not written out yet: flush every
+# message before it is acknowledged, so an approval the broker took survives power loss, as
+# on the embedded profile (a cluster keeps that promise with replicas: README).
+log.flush.interval.messages=1
 """)
 
 
@@ -182,7 +186,8 @@ def format_storage(dist: KafkaDist, config: Path, log_dir: Path) -> None:
     log_dir.mkdir(parents=True, exist_ok=True)
     cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()  # Kafka's Uuid form
     argv = [dist.java, "-cp", dist.classpath, f"-Dlog4j2.configurationFile={dist.home / 'log4j2.yaml'}",
-            "kafka.tools.StorageTool", "format", "--standalone", "-t", cluster_id, "-c", str(config)]
+            # One argument with `=`: a random id may start with '-', which would read as an option.
+            "kafka.tools.StorageTool", "format", "--standalone", f"--cluster-id={cluster_id}", "-c", str(config)]
     proc = subprocess.run(argv, capture_output=True, text=True)
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-15:])

@@ -60,6 +60,19 @@ def test_approve_and_reject_publish_decisions(cli, ids):
     assert "APPROVAL_REJECTED" in cli("watch", rejected).stdout
 
 
+def test_a_decision_no_order_waits_for_is_refused_and_not_published(cli, ids, stack):
+    """Issue 18's bad input: `approve nope-order` printed 'Published' and exited 0."""
+    unknown = cli("approve", "nope-order")
+    assert unknown.returncode == 1 and "does not exist" in unknown.stderr and "nothing published" in unknown.stderr
+    assert "Published" not in unknown.stdout
+    sku, small = ids("sku"), ids("o")
+    cli("stock", "set", sku, "5")
+    assert cli("place", "--order-id", small, "--customer", ids("c"), "--item", f"{sku}:1:2").returncode == 0
+    assert "-> COMPLETED" in cli("watch", small).stdout
+    ended = cli("reject", small, "--reason", "too late")
+    assert ended.returncode == 1 and "not waiting for a decision (it is COMPLETED)" in ended.stderr
+
+
 @pytest.mark.parametrize(
     "args, code, message",
     [

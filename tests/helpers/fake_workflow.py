@@ -15,6 +15,8 @@ from typing import Any, Callable
 from dapr.ext.workflow._durabletask import task
 from dapr.ext.workflow._durabletask.internal import protos as pb
 
+from order_service.saga import stops_on_faults
+
 HANG = object()  # a world function returns this for a call that never answers
 
 
@@ -36,6 +38,9 @@ class FakeContext:
     calls: list[Started] = field(default_factory=list)
     timers: list[tuple[datetime, task.TimerTask]] = field(default_factory=list)
     waiting: dict[str, list[task.CompletableTask]] = field(default_factory=dict)
+    unpatched: set[str] = field(default_factory=set)  # patches a saga started before them lacks
+    patches: list[str] = field(default_factory=list)  # asked for, in order
+    custom_status: str = ""
 
     # -- the context API the saga uses -------------------------------------------------------
 
@@ -48,6 +53,13 @@ class FakeContext:
         timer = task.TimerTask()
         self.timers.append((self.now + fire_at, timer))
         return timer
+
+    def is_patched(self, name: str) -> bool:
+        self.patches.append(name)
+        return name not in self.unpatched
+
+    def set_custom_status(self, status: str) -> None:
+        self.custom_status = status
 
     def wait_for_external_event(self, name: str) -> task.CompletableTask:
         waiter = task.CompletableTask()
@@ -113,8 +125,9 @@ class FakeContext:
 
 
 def run_saga(saga_fn, saga_input, ctx: FakeContext):
-    """Drive the saga to its end; its return value."""
-    generator = saga_fn(ctx, saga_input)
+    """Drive the saga to its end; its return value. Wrapped as order_service.workflows
+    registers it."""
+    generator = stops_on_faults(saga_fn)(ctx, saga_input)
     to_send, to_throw = None, None
     while True:
         try:

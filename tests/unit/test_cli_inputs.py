@@ -126,6 +126,12 @@ class FakeClient:
     def get_credit(self, customer):
         return pay_pb.Credit(customer_id=customer)
 
+    def get(self, order_id):
+        """The actor's state: every order waits for its decision."""
+        return {"request": {"order_id": "o", "customer_id": "c", "items": [{"sku": "a", "quantity": 1,
+                                                                            "unit_price_cents": 150_000}]},
+                "status": "AWAITING_APPROVAL", "approval_threshold_cents": 100_000}
+
     def approve(self, order_id, decision="approve", approver="", reason=""):
         self.sent.append((order_id, decision, approver, reason))
 

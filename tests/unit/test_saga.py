@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from order_service.activities import CANCELLED_FIRST, EventNotPublished
+from order_service.activities import CANCELLED_FIRST, EventNotPublished, OrderNotUpdated, ServiceUnavailable
 from order_service.decisions import batch_result
 from order_service.domain import Ending, OrderRequest, PlannedCall, Unfinished
 from order_service.messages import Gate, RetryInput, SagaInput, StepResult
 from order_service.retry_saga import retry_saga
-from order_service.saga import order_saga
+from order_service.saga import FAULTS_PATCH, order_saga
 from tests.helpers.fake_workflow import HANG, FakeContext, run_saga
 
 OK = StepResult(ok=True)
@@ -116,7 +116,7 @@ def test_a_step_that_timed_out_is_still_undone_because_it_may_land_later():
 
 def test_a_technical_failure_is_an_unknown_outcome_and_is_undone():
     def broken(payment):
-        raise RuntimeError("payment-service unavailable")
+        raise ServiceUnavailable("payment-service unavailable")
 
     ctx = FakeContext(world(authorize_payment=broken))
     assert run_saga(order_saga, saga_input("a"), ctx) == "FAILED"
@@ -125,7 +125,7 @@ def test_a_technical_failure_is_an_unknown_outcome_and_is_undone():
 
 
 def test_shipping_failure_undoes_everything_in_reverse():
-    ctx = FakeContext(world(create_shipment=lambda s: (_ for _ in ()).throw(RuntimeError("down"))))
+    ctx = FakeContext(world(create_shipment=lambda s: (_ for _ in ()).throw(ServiceUnavailable("down"))))
     assert run_saga(order_saga, saga_input("a", "b"), ctx) == "FAILED"
     assert undo_calls(ctx) == ["cancel_shipment", "refund_payment", "void_payment", "release_stock a b"]
     assert "commit_stock" not in ctx.activity_names()
@@ -133,7 +133,7 @@ def test_shipping_failure_undoes_everything_in_reverse():
 
 def test_an_undo_that_keeps_failing_ends_in_needs_attention_after_undoing_the_rest():
     def fails(_):
-        raise RuntimeError("still down")
+        raise ServiceUnavailable("still down")
 
     ctx = FakeContext(world(create_shipment=fails, cancel_shipment=fails))
     assert run_saga(order_saga, saga_input("a"), ctx) == "NEEDS_ATTENTION"
@@ -186,7 +186,7 @@ def test_a_cancel_accepted_before_the_capture_stops_the_charge():
 
 
 def test_gated_steps_ask_the_actor_for_their_status_and_the_undo_carries_no_gate():
-    ctx = FakeContext(world(create_shipment=lambda s: (_ for _ in ()).throw(RuntimeError("down"))))
+    ctx = FakeContext(world(create_shipment=lambda s: (_ for _ in ()).throw(ServiceUnavailable("down"))))
     run_saga(order_saga, saga_input("a"), ctx)
     capture = next(c.input for c in ctx.calls if c.name == "capture_payment")
     assert [r.status for r in capture.enter.records if r.status] == ["CHARGING"]
@@ -212,18 +212,19 @@ def test_a_broker_that_stays_away_does_not_fail_the_order():
     assert ("event completed", "UNPUBLISHED") in ctx.timeline()
 
 
-def test_an_actor_that_stays_away_fails_the_workflow_loudly():
+def test_an_actor_that_stays_away_failed_the_workflow_of_a_saga_started_before_the_faults_patch():
+    """How sagas in flight before the patch replay (tests/unit/test_saga_faults.py: after)."""
     def down(update):
-        raise RuntimeError("actor unreachable")
+        raise OrderNotUpdated("actor unreachable")
 
-    ctx = FakeContext(world(update_order=down))
+    ctx = FakeContext(world(update_order=down), unpatched={FAULTS_PATCH})
     with pytest.raises(Exception, match="actor unreachable"):
         run_saga(order_saga, saga_input("a"), ctx)
 
 
 def test_a_stock_batch_that_failed_as_a_whole_is_undone_line_by_line():
     def broken(batch):
-        raise RuntimeError("inventory-service unavailable")
+        raise ServiceUnavailable("inventory-service unavailable")
 
     ctx = FakeContext(world())
     ctx.world["reserve_stock"] = broken
@@ -241,7 +242,7 @@ def needs_attention_update(ctx: FakeContext):
 
 def test_needs_attention_records_the_undos_left_and_the_ending_the_saga_would_have_had():
     def fails(_):
-        raise RuntimeError("still down")
+        raise ServiceUnavailable("still down")
 
     ctx = FakeContext(world(create_shipment=fails, cancel_shipment=fails))
     assert run_saga(order_saga, saga_input("a"), ctx) == "NEEDS_ATTENTION"
@@ -254,7 +255,7 @@ def test_needs_attention_records_the_undos_left_and_the_ending_the_saga_would_ha
 
 def test_a_commit_that_keeps_failing_leaves_the_commit_and_a_completed_ending():
     def fails(line):
-        raise RuntimeError("inventory down")
+        raise ServiceUnavailable("inventory down")
 
     ctx = FakeContext(world(commit_stock=fails))
     assert run_saga(order_saga, saga_input("a", "b"), ctx) == "NEEDS_ATTENTION"
@@ -298,7 +299,7 @@ def test_a_retried_commit_completes_the_order_with_its_tracking_number():
 
 def test_a_retry_that_still_fails_needs_attention_again_with_only_what_is_still_left():
     def fails(_):
-        raise RuntimeError("still down")
+        raise ServiceUnavailable("still down")
 
     ctx = FakeContext({"update_order": lambda u: Gate(), "cancel_shipment": fails, "release_stock": lambda b: OK})
     plan = retry_input(("undo ship", "cancel_shipment"), ("undo reserve", "release_stock"),

@@ -3,7 +3,7 @@ v1 in 5 activities, the reservation gated by the actor, the completion riding wi
 
 from __future__ import annotations
 
-from order_service.activities import CANCELLED_FIRST, EventNotPublished
+from order_service.activities import CANCELLED_FIRST, EventNotPublished, ServiceUnavailable
 from order_service.domain import Ending
 from order_service.messages import Gate, StepResult
 from order_service.saga_v2 import order_saga_v2
@@ -47,7 +47,7 @@ def undo_calls(ctx: FakeContext) -> list[str]:
 
 
 def fails(_):
-    raise RuntimeError("down")
+    raise ServiceUnavailable("down")
 
 
 def test_happy_path_in_five_activities_and_four_actor_updates():
