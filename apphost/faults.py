@@ -31,6 +31,7 @@ class FaultInjector(grpc.ServerInterceptor, faults_pb2_grpc.FaultsServicer):
         self._methods = business_methods
         self._lock = threading.Lock()
         self._settings = faults_pb2.FaultSettings()
+        self._used: dict[int, int] = {}
         self._random = random.Random()
 
     # -- admin service ---------------------------------------------------------------------
@@ -52,6 +53,7 @@ class FaultInjector(grpc.ServerInterceptor, faults_pb2_grpc.FaultsServicer):
         with self._lock:
             self._settings = faults_pb2.FaultSettings()
             self._settings.CopyFrom(request)
+            self._used = {}  # calls each counted rule has met, by its place in the rules
         log.warning("faults set: error_rate=%.2f delay=%.2fs delay_after=%.2fs methods=%s", request.error_rate,
                     request.delay_seconds, request.delay_after_seconds, list(request.methods) or "all")
         for rule in request.rules:
@@ -108,9 +110,14 @@ class FaultInjector(grpc.ServerInterceptor, faults_pb2_grpc.FaultsServicer):
     def _faults_for(self, name: str, key: str):
         """The first rule for this call's key and method; None when rules name the key but not
         this method; else the global settings, when they apply to this method."""
-        keyed = [rule for rule in self._settings.rules if key.startswith(rule.key_prefix)]
+        keyed = [(i, rule) for i, rule in enumerate(self._settings.rules) if key.startswith(rule.key_prefix)]
         if keyed:
-            return next((rule for rule in keyed if not rule.methods or name in rule.methods), None)
+            index, rule = next(((i, r) for i, r in keyed if not r.methods or name in r.methods), (None, None))
+            if rule is not None and rule.times:
+                self._used[index] = self._used.get(index, 0) + 1
+                if self._used[index] > rule.times:
+                    return faults_pb2.FaultRule()  # used up: this call and the next ones go through as they are
+            return rule
         settings = self._settings
         return settings if not settings.methods or name in settings.methods else None
 

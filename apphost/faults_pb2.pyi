@@ -21,18 +21,20 @@ class FaultSettings(_message.Message):
     def __init__(self, error_rate: _Optional[float] = ..., delay_seconds: _Optional[float] = ..., methods: _Optional[_Iterable[str]] = ..., delay_after_seconds: _Optional[float] = ..., rules: _Optional[_Iterable[_Union[FaultRule, _Mapping]]] = ...) -> None: ...
 
 class FaultRule(_message.Message):
-    __slots__ = ("key_prefix", "methods", "error_rate", "delay_seconds", "delay_after_seconds")
+    __slots__ = ("key_prefix", "methods", "error_rate", "delay_seconds", "delay_after_seconds", "times")
     KEY_PREFIX_FIELD_NUMBER: _ClassVar[int]
     METHODS_FIELD_NUMBER: _ClassVar[int]
     ERROR_RATE_FIELD_NUMBER: _ClassVar[int]
     DELAY_SECONDS_FIELD_NUMBER: _ClassVar[int]
     DELAY_AFTER_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    TIMES_FIELD_NUMBER: _ClassVar[int]
     key_prefix: str
     methods: _containers.RepeatedScalarFieldContainer[str]
     error_rate: float
     delay_seconds: float
     delay_after_seconds: float
-    def __init__(self, key_prefix: _Optional[str] = ..., methods: _Optional[_Iterable[str]] = ..., error_rate: _Optional[float] = ..., delay_seconds: _Optional[float] = ..., delay_after_seconds: _Optional[float] = ...) -> None: ...
+    times: int
+    def __init__(self, key_prefix: _Optional[str] = ..., methods: _Optional[_Iterable[str]] = ..., error_rate: _Optional[float] = ..., delay_seconds: _Optional[float] = ..., delay_after_seconds: _Optional[float] = ..., times: _Optional[int] = ...) -> None: ...
 
 class GetFaultsRequest(_message.Message):
     __slots__ = ()

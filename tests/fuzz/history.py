@@ -233,7 +233,7 @@ class History:
         late = self.step_timeout_s + self.rng.choice([0.05, 0.5, 2.0])
         delay = {"delay_seconds": late} if when == "work" else {"delay_after_seconds": late}
         self.rules.setdefault(service, []).append(faults_pb2.FaultRule(key_prefix=f"{order_id}:", methods=[method],
-                                                                       **delay))
+                                                                       times=1, **delay))
         self._apply_faults(service)
         self.note(f"late {when} of {method} ({late:.2f}s) for the next order, {order_id}")
         self.op_place()

@@ -78,3 +78,11 @@ def test_two_rules_for_one_order_give_each_method_its_own_delay():
         faults_pb2.FaultRule(key_prefix="o-1:", methods=["Void"], delay_seconds=0.1)]), Context())
     assert 0.3 <= call(injector, "Capture", "o-1:payment")[2] < 1
     assert 0.1 <= call(injector, "Void", "o-1:payment")[2] < 0.3
+
+
+def test_a_rule_with_times_faults_only_its_first_calls():
+    injector = FaultInjector(METHODS)
+    injector.Set(faults_pb2.FaultSettings(error_rate=1.0, rules=[
+        faults_pb2.FaultRule(key_prefix="o-1:", methods=["Capture"], error_rate=1.0, times=2)]), Context())
+    answers = [call(injector, "Capture", "o-1:payment")[0] for _ in range(4)]
+    assert answers == [grpc.StatusCode.UNAVAILABLE] * 2 + ["reply"] * 2  # then neither it nor the global faults
