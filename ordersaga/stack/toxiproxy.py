@@ -19,10 +19,10 @@ its run directory (its presence is what makes the stack proxied, across restarts
   `--dapr-internal-grpc-port` serve both), so the proxy takes the sidecar's address, 127.0.0.1,
   and the sidecar listens on the same port of another loopback address, `PEER_HOST`.
 
-What a hop can suffer (`Toxiproxy`): a partition (every byte held, in order, until it heals:
-a black hole that loses nothing, so each side must notice by its own timeouts), resets (every
-connection that carries data is reset, new ones included, until it heals), or a cut (the proxy
-closes its connections and refuses new ones: what a dead host's port does).
+What a hop can suffer (`Toxiproxy`): a partition (every byte held, in order: a black hole, so
+each side must notice by its own timeouts and keepalives), resets (every connection that carries
+data is reset, new ones included), or a cut (the proxy closes its connections and refuses new
+ones: what a dead host's port does). Healing closes the hop's connections, then opens it again.
 
 Toxiproxy is built from the Go module proxy at a pinned version into the user cache, like the
 Dapr runtime (ordersaga/stack/runtime.py).
@@ -294,7 +294,7 @@ class Toxiproxy:
                                                 "enabled": True})
 
     def partition(self, hop: str) -> None:
-        """Hold every byte both ways until `heal`: nothing is lost, nothing gets through."""
+        """Hold every byte both ways until `heal`: nothing gets through."""
         for stream in ("upstream", "downstream"):
             self._toxic(hop, f"partition-{stream}", "latency", stream, {"latency": PARTITION_MS, "jitter": 0})
 
@@ -308,15 +308,22 @@ class Toxiproxy:
         self._call("POST", f"/proxies/{hop}", {"enabled": False})
 
     def heal(self, hop: str) -> None:
-        """Remove every toxic of the hop and open it again; held bytes go through."""
+        """End what the hop suffers: its connections are closed (what a partition that outlasts
+        TCP's patience leaves: both sides reconnect; bytes held are gone with them), its toxics
+        removed, and it takes connections again. Closing first matters: removing a toxic from a
+        connection whose writer is stuck behind a peer that does not read can hang Toxiproxy's
+        API (upstream issues #210, #412, #558)."""
         proxy = self._call("GET", f"/proxies/{hop}")
+        if proxy.get("enabled", True):
+            self._call("POST", f"/proxies/{hop}", {"enabled": False})
         for toxic in proxy.get("toxics") or []:
             self._call("DELETE", f"/proxies/{hop}/toxics/{toxic['name']}")
-        if not proxy.get("enabled", True):
-            self._call("POST", f"/proxies/{hop}", {"enabled": True})
+        self._call("POST", f"/proxies/{hop}", {"enabled": True})
 
     def heal_all(self) -> None:
-        self._call("POST", "/reset")
+        for hop, proxy in self.proxies().items():
+            if proxy.get("toxics") or not proxy.get("enabled", True):
+                self.heal(hop)
 
     def _toxic(self, hop: str, name: str, kind: str, stream: str, attributes: dict) -> None:
         self._call("POST", f"/proxies/{hop}/toxics",

@@ -10,6 +10,7 @@ import pytest
 
 from ordersaga.client import SagaClient
 from tests.chaos.test_kill_matrix import STEPS, kill_at_step
+from tests.helpers.verdict import EVIDENCE
 
 TARGETS = [
     "order-service", "order-service-daprd", "order-service-2", "order-service-2-daprd",
@@ -28,7 +29,8 @@ def test_kill_on_two_replicas(fault_stacks, ids, tally, soak, target):
     try:
         for step in steps:
             orders += kill_at_step(stack, saga, ids, target, step, rounds=3 if soak else 1)
-    except AssertionError:
+    except AssertionError as violation:
         tally.count("kills on two replicas (production)", len(steps), orders + 2, 1)
+        EVIDENCE.append((stack, [f"kill of {target}: {violation}"]))  # its logs are kept
         raise
     tally.count("kills on two replicas (production)", len(steps), orders, 0)

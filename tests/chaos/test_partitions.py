@@ -2,9 +2,10 @@
 between a sidecar and placement, the scheduler, its store (PostgreSQL) and the broker, and
 between sidecars, while orders are under way (tests/chaos/disruption.py).
 
-- A partition holds every byte both ways for longer than the timeouts that notice it, then
-  heals with nothing lost: each side must notice by its own timeouts and keepalives, and cope
-  with whatever it had in flight arriving late or never being answered.
+- A partition holds every byte both ways for longer than the timeouts that notice it: each side
+  must notice by its own timeouts and keepalives, and cope with what it had in flight never
+  being answered. It heals as one that outlasted TCP's patience does: the hop's connections
+  close, and both sides connect again.
 - Resets: every connection on the hop that carries data is reset (TCP RST), new ones included,
   for a few seconds, then the hop heals.
 
