@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
+import traceback
 from pathlib import Path
 
 import pytest
@@ -90,6 +92,28 @@ def fault_stacks(request):
         kept = stacks.close()
         request.config.stash[_MEASURED].extend(f"faults: violations and the logs they came with kept in {folder}"
                                                for folder in kept)
+
+
+def on_both_profiles(fault_stacks: FaultStacks, scenario) -> None:
+    """`scenario(stack, client)` on each profile's fault stack at once (a thread each: the faults
+    mostly wait, and two stacks wait together in half the time); it returns the violations it
+    found. Fails with every profile's violations, or with the error a scenario raised."""
+    stacks = {profile: fault_stacks.get(profile) for profile in PROFILES}  # started one after the other
+    found: dict[str, list[str]] = {}
+
+    def run(profile: str) -> None:
+        try:
+            found[profile] = scenario(stacks[profile], SagaClient(stacks[profile].state()))
+        except BaseException:  # noqa: BLE001 - reported with the other profile's outcome
+            found[profile] = [f"the scenario stopped with an error:\n{traceback.format_exc()}"]
+
+    threads = [threading.Thread(target=run, args=(profile,), name=f"faults-{profile}") for profile in PROFILES]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    problems = [f"[{profile}] {violation}" for profile in PROFILES for violation in found.get(profile, ["no outcome"])]
+    assert not problems, "\n".join(problems)
 
 
 @pytest.fixture(params=PROFILES)

@@ -108,8 +108,9 @@ class Verdict:
     def wait_all(self, bound_s: float = 240) -> dict[str, dict | None]:
         """Waits (up to `bound_s` in all) until every order is terminal; what each one is now.
         No retry: a scenario clears its faults between this and `check`."""
-        deadline = time.monotonic() + bound_s
-        return {oid: self._wait(oid, max(1.0, deadline - time.monotonic())) for oid in self.orders}
+        started = time.monotonic()
+        deadline = started + bound_s
+        return {oid: self._wait(oid, max(1.0, deadline - time.monotonic()), since=started) for oid in self.orders}
 
     def settle(self, bound_s: float = 240) -> dict[str, dict]:
         """Every order terminal (as far as it gets within `bound_s`); NEEDS_ATTENTION retried once."""
@@ -192,8 +193,9 @@ class Verdict:
 
     # ---- helpers ----------------------------------------------------------------------------
 
-    def _wait(self, order_id: str, bound_s: float, not_status: str = "") -> dict | None:
+    def _wait(self, order_id: str, bound_s: float, not_status: str = "", since: float | None = None) -> dict | None:
         started = time.monotonic()
+        since = since or started  # a refused order may be absent once this long has passed since
         order = None
         while time.monotonic() < started + bound_s:
             try:
@@ -202,7 +204,7 @@ class Verdict:
                 pass
             if order and order["status"] in TERMINAL and order["status"] != not_status:
                 return order
-            if order is None and self.orders[order_id].refused and time.monotonic() > started + 15:
+            if order is None and self.orders[order_id].refused and time.monotonic() > since + 15:
                 return None  # refused, and nothing of it was stored
             time.sleep(0.5)
         return order
