@@ -274,7 +274,7 @@ class Toxiproxy:
                                          data=json.dumps(body).encode() if body is not None else None,
                                          headers={"Content-Type": "application/json"})
         try:
-            with urllib.request.urlopen(request, timeout=10) as response:
+            with urllib.request.urlopen(request, timeout=30) as response:
                 text = response.read().decode()
         except urllib.error.HTTPError as error:
             raise ProxyError(f"toxiproxy {method} {path}: {error.code} {error.read().decode()[:200]}") from None
@@ -308,17 +308,15 @@ class Toxiproxy:
         self._call("POST", f"/proxies/{hop}", {"enabled": False})
 
     def heal(self, hop: str) -> None:
-        """End what the hop suffers: its connections are closed (what a partition that outlasts
-        TCP's patience leaves: both sides reconnect; bytes held are gone with them), its toxics
-        removed, and it takes connections again. Closing first matters: removing a toxic from a
-        connection whose writer is stuck behind a peer that does not read can hang Toxiproxy's
-        API (upstream issues #210, #412, #558)."""
+        """End what the hop suffers: the proxy is deleted (its connections close, as a partition
+        that outlasts TCP's patience leaves them: both sides connect again) and made anew, on the
+        same port, without toxics. Not by removing the toxics: removing one from a connection
+        whose writer is stuck behind a peer that does not read hangs Toxiproxy's API for good
+        (upstream issues #210, #412, #558; it did here, on the scheduler's hop)."""
         proxy = self._call("GET", f"/proxies/{hop}")
-        if proxy.get("enabled", True):
-            self._call("POST", f"/proxies/{hop}", {"enabled": False})
-        for toxic in proxy.get("toxics") or []:
-            self._call("DELETE", f"/proxies/{hop}/toxics/{toxic['name']}")
-        self._call("POST", f"/proxies/{hop}", {"enabled": True})
+        self._call("DELETE", f"/proxies/{hop}")
+        self._call("POST", "/proxies", {"name": hop, "listen": proxy["listen"], "upstream": proxy["upstream"],
+                                        "enabled": True})
 
     def heal_all(self) -> None:
         for hop, proxy in self.proxies().items():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -127,3 +128,18 @@ def test_only_a_group_leader_of_ours_is_paused(tmp_path):
     finally:
         inner.kill()
         inner.wait()
+
+
+def test_a_child_tied_to_its_parent_outlives_the_thread_that_started_it(tmp_path):
+    """The kernel's death signal follows the thread that forked: a stack restarted from a
+    test's worker thread must not die with that thread."""
+    started = []
+    worker = threading.Thread(target=lambda: started.append(sleeper(tmp_path)))
+    worker.start()
+    worker.join()
+    record = started[0]
+    try:
+        time.sleep(0.5)
+        assert processes.is_running(record), "the child died with the thread that started it"
+    finally:
+        processes.kill(record)
