@@ -22,6 +22,8 @@ import grpc
 from apphost import faults_pb2, faults_pb2_grpc
 
 SERVICE_NAME = faults_pb2.DESCRIPTOR.services_by_name["Faults"].full_name
+# "on" installs this service and its interceptor (apphost.server); off or unset, neither exists.
+FAULT_INJECTION_ENV = "ORDERSAGA_FAULT_INJECTION"
 log = logging.getLogger("apphost.faults")
 
 

@@ -6,6 +6,10 @@ waits for its sidecar, runs the service's async start-up (actor host, workflow w
 only then reports SERVING on `grpc.health.v1`, which is what `ordersaga up` waits for. SIGTERM
 and SIGINT stop the service: NOT_SERVING first, then the service's own shutdown, then the server
 with a short grace period.
+
+Fault injection (apphost/faults.py) is a test tool, off unless the deployment turns it on with
+ORDERSAGA_FAULT_INJECTION=on (`ordersaga up` does; the image and the Helm chart do not by
+default): when off, neither the Faults service nor its interceptor exists in the app.
 """
 
 from __future__ import annotations
@@ -26,8 +30,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from apphost import faults_pb2_grpc, logs, observability
+from apphost.faults import FAULT_INJECTION_ENV, FaultInjector, methods_of
 from apphost.faults import SERVICE_NAME as FAULTS_SERVICE
-from apphost.faults import FaultInjector, methods_of
 
 Startup = Callable[[], Awaitable[Callable[[], Awaitable[None]] | None]]
 # Why the service no longer serves what it exists for, or None while it does (checked after start).
@@ -124,14 +128,36 @@ def new_app(max_workers: int = 16, interceptors: list[grpc.ServerInterceptor] | 
                interceptors=observed + guard + [UndecodableRequestGuard()] + list(interceptors or []))
 
 
-def run_service(app_id: str, service, servicer, add_to_server, business_methods: list[str]) -> None:
-    """Serve one downstream service (`service` is its proto ServiceDescriptor) with fault
-    injection on `business_methods` and the Faults admin service beside it."""
-    injector = FaultInjector(methods_of(service, business_methods))
-    app = new_app(interceptors=[injector])
+def fault_injection_enabled(environ=os.environ) -> bool:
+    """ORDERSAGA_FAULT_INJECTION: "on" installs the Faults service; "off" or unset does not."""
+    value = environ.get(FAULT_INJECTION_ENV, "off")
+    if value not in ("on", "off"):
+        raise ValueError(f"{FAULT_INJECTION_ENV} must be on or off, not {value[:32]!r}")
+    return value == "on"
+
+
+def service_app(service, servicer, add_to_server, business_methods: list[str],
+                fault_injection: bool) -> tuple[App, list[str]]:
+    """One downstream service's app (`service` is its proto ServiceDescriptor) and the names of
+    its gRPC services; with `fault_injection`, faults apply to `business_methods` and the Faults
+    admin service sits beside it."""
+    injector = FaultInjector(methods_of(service, business_methods)) if fault_injection else None
+    app = new_app(interceptors=[injector] if injector else [])
     app.add_external_service(add_to_server, servicer)
+    if not injector:
+        return app, [service.full_name]
     app.add_external_service(faults_pb2_grpc.add_FaultsServicer_to_server, injector)
-    run(app_id, app, [service.full_name, FAULTS_SERVICE])
+    return app, [service.full_name, FAULTS_SERVICE]
+
+
+def run_service(app_id: str, service, servicer, add_to_server, business_methods: list[str]) -> None:
+    """Serve one downstream service; fault injection as ORDERSAGA_FAULT_INJECTION says."""
+    enabled = fault_injection_enabled()
+    app, names = service_app(service, servicer, add_to_server, business_methods, enabled)
+    if enabled:
+        log.warning("fault injection is on (%s=on): the %s service can slow or fail %s",
+                    FAULT_INJECTION_ENV, FAULTS_SERVICE, ", ".join(business_methods))
+    run(app_id, app, names)
 
 
 def run(app_id: str, app: App, service_names: list[str], startup: Startup | None = None,
@@ -161,14 +187,21 @@ async def follow_liveness(app_id: str, health_servicer, names: list[str], livene
             return reason
 
 
-async def _serve(app_id: str, app: App, service_names: list[str], startup: Startup | None,
-                 liveness: Liveness | None = None) -> None:
+def add_health_and_reflection(app: App, service_names: list[str]) -> health.HealthServicer:
+    """grpc.health.v1 (NOT_SERVING until the app says otherwise) and server reflection, which
+    lists `service_names` beside them."""
     health_servicer = health.HealthServicer()
     health_servicer.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
     app.add_external_service(health_pb2_grpc.add_HealthServicer_to_server, health_servicer)
     names = [*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME]
     # add_external_service hands us the server; reflection needs nothing else from it.
     app.add_external_service(lambda names, server: reflection.enable_server_reflection(names, server), names)
+    return health_servicer
+
+
+async def _serve(app_id: str, app: App, service_names: list[str], startup: Startup | None,
+                 liveness: Liveness | None = None) -> None:
+    health_servicer = add_health_and_reflection(app, service_names)
 
     port = int(os.environ["APP_PORT"])
     # Loopback by default: only the sidecar beside the app calls it. In a Kubernetes pod the

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import urllib.error
+import urllib.parse
 import urllib.request
 
 from apphost.observability import current_traceparent
@@ -46,7 +47,7 @@ class ActorClient:
         self._timeout = timeout
 
     def call(self, order_id: str, method: str, payload: object = None):
-        request = urllib.request.Request(f"{self._base}/{order_id}/method/{method}",
+        request = urllib.request.Request(f"{self._base}/{urllib.parse.quote(order_id, safe='')}/method/{method}",
                                          data=json.dumps(payload).encode(), method="POST")
         request.add_header("Content-Type", "application/json")
         if self._token:

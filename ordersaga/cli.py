@@ -16,7 +16,7 @@ import grpc
 
 from ordersaga import cli_orders
 from ordersaga.cli_orders import UsageError
-from ordersaga.client import NoLiveSidecar, SagaClient
+from ordersaga.client import FaultInjectionOff, NoLiveSidecar, SagaClient
 from ordersaga.console.__main__ import DEFAULT_PORT as CONSOLE_PORT
 from ordersaga.stack import processes
 from ordersaga.stack.layout import PROFILES, StackState, run_dir_from_env
@@ -326,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
         return cli_orders.fail(str(error), code=2)
     except grpc.RpcError as error:
         return cli_orders.fail(cli_orders.grpc_error_message(error))
-    except (StackError, RuntimeProvisionError, ProfileUnavailable, NoLiveSidecar) as error:
+    except (StackError, RuntimeProvisionError, ProfileUnavailable, NoLiveSidecar, FaultInjectionOff) as error:
         return cli_orders.fail(str(error))
     except KeyboardInterrupt:
         return 130

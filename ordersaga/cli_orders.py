@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from decimal import Decimal, InvalidOperation
 
@@ -17,7 +18,7 @@ import grpc
 
 from order_service import orders_pb2 as pb
 from order_service.actor_client import ActorCallError
-from order_service.domain import BEFORE_APPROVAL, OrderState, OrderStatus
+from order_service.domain import BEFORE_APPROVAL, ID_PATTERN, OrderState, OrderStatus
 from ordersaga.client import SagaClient
 
 SERVICES = ("inventory-service", "payment-service", "shipping-service")
@@ -153,6 +154,9 @@ def decide(client: SagaClient, args) -> int:
     the CLI says beforehand what would happen to a decision no order waits for, and publishes
     nothing then."""
     verdict = "approve" if args.command == "approve" else "reject"
+    if not re.fullmatch(ID_PATTERN, args.order_id):  # no order has such an id (and no URL can carry it)
+        return fail(f"order_id {args.order_id[:64]!r}: must be 1-64 letters, digits, '.', '_', ':' or '-' "
+                    "(no order has that id: a decision for it would go to the dead-letter topic); nothing published")
     try:
         stored = client.get(args.order_id)
     except ActorCallError as error:

@@ -3,7 +3,9 @@
 Every call goes through a real Dapr sidecar: actor calls and publishing over the sidecar's HTTP
 API, service calls over gRPC proxying, workflow queries over the workflow API. With replicas,
 any live sidecar will do: each call takes the first replica of the app it prefers whose sidecar
-runs (order-service's for actors and workflows), else any live sidecar of the stack.
+runs (order-service's for actors and workflows), else any live sidecar of the stack. Calls to
+inventory-, payment- and shipping-service go through an order-service sidecar only: their
+access control admits no other caller (components/config-services.yaml).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from dapr.conf import settings
 from dapr.ext.workflow import DaprWorkflowClient
 
 from apphost import faults_pb2, faults_pb2_grpc
+from apphost.faults import FAULT_INJECTION_ENV
+from apphost.faults import SERVICE_NAME as FAULTS_SERVICE
 from inventory_service import inventory_pb2 as inv_pb
 from inventory_service import inventory_pb2_grpc as inv_grpc
 from order_service import orders_pb2_grpc as orders_grpc
@@ -35,7 +39,11 @@ TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "NEEDS_ATTENTION"}
 
 
 class NoLiveSidecar(RuntimeError):
-    """Every sidecar of the stack is down."""
+    """Every sidecar of the stack is down (or every one a call may go through)."""
+
+
+class FaultInjectionOff(RuntimeError):
+    """The service has no Faults API: fault injection is off where it runs."""
 
 
 @dataclass
@@ -45,15 +53,18 @@ class SagaClient:
     state: StackState
     _channels: dict = field(default_factory=dict)
 
-    def _ports(self, app_id: str) -> AppPorts:
-        """A live sidecar: a replica of `app_id` whose daprd runs, else any live one."""
+    def _ports(self, app_id: str, only: bool = False) -> AppPorts:
+        """A live sidecar: a replica of `app_id` whose daprd runs, else (unless `only`) any live one."""
         if not self._sidecar_runs(app_id, 0):
             # Perhaps restarted since this client read stack.json (a new pid): read it again.
             self.state = StackState.load(self.state.run_dir) or self.state
-        for candidate in [app_id, *(a for a in APPS if a != app_id)]:
+        for candidate in [app_id] if only else [app_id, *(a for a in APPS if a != app_id)]:
             for index, ports in enumerate(self.state.app_ports(candidate)):
                 if self._sidecar_runs(candidate, index):
                     return ports
+        if only:
+            raise NoLiveSidecar(f"no sidecar of {app_id} in the stack in {self.state.run_dir} is running, and the "
+                                f"services accept calls from {app_id} only: `ordersaga up` starts it")
         raise NoLiveSidecar(f"no sidecar of the stack in {self.state.run_dir} is running: `ordersaga up` starts them")
 
     def _sidecar_runs(self, app_id: str, index: int) -> bool:
@@ -134,14 +145,19 @@ class SagaClient:
 
     # ---- the services (gRPC service invocation through a sidecar) ------------------------------
 
-    def _channel(self, via: str = "order-service") -> grpc.Channel:
-        """A channel to a live sidecar that carries the stack's API token."""
-        port = self._ports(via).dapr_grpc
+    def _channel(self, via: str = "order-service", only: bool = False) -> grpc.Channel:
+        """A channel to a live sidecar that carries the stack's API token; with `only`, a
+        sidecar of `via` itself."""
+        port = self._ports(via, only).dapr_grpc
         if port not in self._channels:
             channel = grpc.insecure_channel(f"127.0.0.1:{port}")
             token = MetadataInterceptor(("dapr-api-token", self.state.api_token))
             self._channels[port] = grpc.intercept_channel(channel, token)
         return self._channels[port]
+
+    def _service_channel(self) -> grpc.Channel:
+        """To the services: only order-service may call them (Dapr access control)."""
+        return self._channel("order-service", only=True)
 
     @staticmethod
     def _to(app_id: str) -> dict:
@@ -153,24 +169,24 @@ class SagaClient:
         return orders_grpc.OrderServiceStub(channel)
 
     def set_stock(self, sku: str, on_hand: int) -> inv_pb.StockLevel:
-        stub = inv_grpc.InventoryServiceStub(self._channel())
+        stub = inv_grpc.InventoryServiceStub(self._service_channel())
         return stub.SetStock(inv_pb.SetStockRequest(sku=sku, on_hand=on_hand), **self._to("inventory-service"))
 
     def get_stock(self, sku: str) -> inv_pb.StockLevel:
-        stub = inv_grpc.InventoryServiceStub(self._channel())
+        stub = inv_grpc.InventoryServiceStub(self._service_channel())
         return stub.GetStock(inv_pb.GetStockRequest(sku=sku), **self._to("inventory-service"))
 
     def set_credit(self, customer_id: str, limit_cents: int) -> pay_pb.Credit:
-        stub = pay_grpc.PaymentServiceStub(self._channel())
+        stub = pay_grpc.PaymentServiceStub(self._service_channel())
         return stub.SetCredit(pay_pb.SetCreditRequest(customer_id=customer_id, limit_cents=limit_cents),
                               **self._to("payment-service"))
 
     def get_credit(self, customer_id: str) -> pay_pb.Credit:
-        stub = pay_grpc.PaymentServiceStub(self._channel())
+        stub = pay_grpc.PaymentServiceStub(self._service_channel())
         return stub.GetCredit(pay_pb.GetCreditRequest(customer_id=customer_id), **self._to("payment-service"))
 
     def get_shipment(self, order_id: str) -> ship_pb.Shipment:
-        stub = ship_grpc.ShippingServiceStub(self._channel())
+        stub = ship_grpc.ShippingServiceStub(self._service_channel())
         return stub.GetShipment(ship_pb.ShipmentRef(idempotency_key=f"{order_id}:ship"), **self._to("shipping-service"))
 
     def set_faults(self, app_id: str, error_rate: float = 0.0, delay_seconds: float = 0.0,
@@ -190,7 +206,16 @@ class SagaClient:
                 continue
             with grpc.insecure_channel(f"127.0.0.1:{ports.app_grpc}") as channel:
                 stub = faults_pb2_grpc.FaultsStub(channel)
-                replies.append(stub.Set(settings, metadata=(("dapr-api-token", self.state.app_token),), timeout=30))
+                try:
+                    replies.append(stub.Set(settings, metadata=(("dapr-api-token", self.state.app_token),),
+                                            timeout=30))
+                except grpc.RpcError as error:
+                    if error.code() != grpc.StatusCode.UNIMPLEMENTED:
+                        raise
+                    raise FaultInjectionOff(
+                        f"fault injection is off in this deployment: {app_id} serves no {FAULTS_SERVICE} API "
+                        f"(a service has it only when started with {FAULT_INJECTION_ENV}=on, which `ordersaga up` "
+                        f"sets unless the environment says off)") from None
         if not replies:
             raise NoLiveSidecar(f"no replica of {app_id} is running")
         return replies[0]

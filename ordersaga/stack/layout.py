@@ -62,6 +62,8 @@ class Ports:
     scheduler_healthz: int
     scheduler_etcd_client: int
     scheduler_etcd_peer: int
+    sentry: int  # the certificate authority of the stack's mTLS
+    sentry_healthz: int
     zipkin: int  # --observe: the trace backend
     console: int  # --observe: the web console
     apps: dict[str, list[AppPorts]] = field(default_factory=dict)  # per app id, one per replica
@@ -148,6 +150,10 @@ class StackState:
     replicas: int = 1
     # `up --observe`: a Zipkin server, Prometheus metrics on every app and sidecar, the console.
     observe: bool = False
+    # mTLS between sidecars and with the control plane (Sentry signs), which Dapr's access
+    # control needs; off only with ORDERSAGA_MTLS=off. None: a stack.json from before it (see
+    # Stack.up, which decides then).
+    mtls: bool | None = True
     # Sidecars refuse API calls without `api_token`; apps refuse calls without `app_token`
     # (daprd adds it to what it forwards). Generated once per run directory.
     api_token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
@@ -169,6 +175,7 @@ class StackState:
             "profile": self.profile,
             "replicas": self.replicas,
             "observe": self.observe,
+            "mtls": self.mtls,
             "ports": asdict(self.ports),
             "dapr_version": self.dapr_version,
             "api_token": self.api_token,
@@ -196,6 +203,7 @@ class StackState:
             profile=data.get("profile", "embedded"),
             replicas=data.get("replicas", 1),
             observe=data.get("observe", False),
+            mtls=data.get("mtls"),
             api_token=data["api_token"],
             app_token=data["app_token"],
             processes={n: ProcessRecord(**r) for n, r in data.get("processes", {}).items()},

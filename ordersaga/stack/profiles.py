@@ -161,11 +161,13 @@ _TRACING_BLOCK = re.compile(r"^  tracing:\n    samplingRate: \"0\"\n", re.MULTIL
 
 
 def config_file(components: Path, run_dir: Path, retention_s: str | None = None,
-                zipkin_endpoint: str | None = None) -> Path:
-    """The sidecars' Configuration (`--config`), the same for both profiles. With `retention_s`
-    (finished workflows purged after that many seconds) or `zipkin_endpoint` (`up --observe`:
-    every span sampled and sent there), a copy in the run directory says so."""
-    shipped = components / "config.yaml"
+                zipkin_endpoint: str | None = None, name: str = "config.yaml") -> Path:
+    """A sidecar's Configuration (`--config`), the same for both profiles: `name` is
+    order-service's `config.yaml` or the services' `config-services.yaml` (the same, plus access
+    control). With `retention_s` (finished workflows purged after that many seconds) or
+    `zipkin_endpoint` (`up --observe`: every span sampled and sent there), a copy in the run
+    directory says so."""
+    shipped = components / name
     if not retention_s and not zipkin_endpoint:
         return shipped
     text = shipped.read_text()
@@ -179,6 +181,6 @@ def config_file(components: Path, run_dir: Path, retention_s: str | None = None,
         text, replaced = _TRACING_BLOCK.subn(lambda m: tracing, text)
         if replaced != 1:
             raise ValueError(f'{shipped} has no single `tracing: samplingRate: "0"` block to turn on')
-    rendered = run_dir / "config.yaml"
+    rendered = run_dir / name
     rendered.write_text(text)
     return rendered

@@ -1,9 +1,11 @@
-"""Provision the Dapr runtime binaries: daprd, placement and scheduler at 1.18.x.
+"""Provision the Dapr runtime binaries: daprd, placement, scheduler and sentry at 1.18.x.
 
 Order of preference:
-1. `ORDERSAGA_DAPR_BIN_DIR`, when set (all three binaries must be there, at 1.18.x);
+1. `ORDERSAGA_DAPR_BIN_DIR`, when set (daprd, placement and scheduler must be there, at 1.18.x);
 2. an installed Dapr 1.18.x (`~/.dapr/bin` after `dapr init`, or the PATH);
 3. a build from source at v1.18.3 through the Go module proxy, into a per-user cache.
+Sentry (the certificate authority of the stack's mTLS) is taken from beside daprd when it is
+there; an installed Dapr without it (`dapr init --slim` has none) gets it built from source.
 
 The build is keyed by a fingerprint of the wrapper module in `dapr-runtime/`, so a second run
 finds the binaries and returns in milliseconds; a changed go.mod, go.sum or main.go rebuilds.
@@ -24,14 +26,16 @@ from pathlib import Path
 
 DAPR_VERSION = "1.18.3"
 SUPPORTED_MINOR = "1.18."
-BINARIES = ("daprd", "placement", "scheduler")
+BINARIES = ("daprd", "placement", "scheduler", "sentry")
+_CORE = BINARIES[:3]  # what an installed Dapr must have; sentry may be built beside it
 MIN_GO = (1, 26, 6)  # dapr v1.18.3's go.mod; an older Go would try to download a toolchain
 
-# Import paths built by `go build` inside dapr-runtime/ (daprd is our own lean main package).
+# Import paths built by `go build` inside dapr-runtime/ (daprd and sentry are main packages of our own).
 _BUILD_TARGETS = {
     "daprd": "./cmd/daprd",
     "placement": "github.com/dapr/dapr/cmd/placement",
     "scheduler": "github.com/dapr/dapr/cmd/scheduler",
+    "sentry": "./cmd/sentry",  # upstream's, with its /healthz on 127.0.0.1 (see its main.go)
 }
 
 
@@ -44,6 +48,7 @@ class DaprBinaries:
     daprd: Path
     placement: Path
     scheduler: Path
+    sentry: Path
     version: str
     source: str  # "env", "installed" or "built"
 
@@ -77,7 +82,7 @@ def _usable_dir(directory: Path) -> str | None:
 
     Only daprd answers `--version`; placement and scheduler come from the same release.
     """
-    for name in BINARIES:
+    for name in _CORE:
         candidate = directory / name
         if not (candidate.is_file() and os.access(candidate, os.X_OK)):
             return None
@@ -95,7 +100,7 @@ def _installed_dirs() -> list[Path]:
 
 def _fingerprint(module_dir: Path) -> str:
     digest = hashlib.sha256()
-    for rel in ("go.mod", "go.sum", "cmd/daprd/main.go"):
+    for rel in ("go.mod", "go.sum", "cmd/daprd/main.go", "cmd/sentry/main.go"):
         digest.update(rel.encode())
         digest.update((module_dir / rel).read_bytes())
     return digest.hexdigest()[:12]
@@ -163,24 +168,27 @@ def go_build_with_progress(argv: list[str], module_dir: Path, build_log: Path, w
         raise RuntimeProvisionError(f"Building {what} failed (exit {code}); full log: {build_log}\n{tail}")
 
 
-def _build(module_dir: Path, out_dir: Path, log=print) -> None:
+def _build(module_dir: Path, out_dir: Path, names: tuple[str, ...] = BINARIES, log=print) -> None:
+    """Build `names` into `out_dir`; each binary lands there whole or not at all."""
     go = _check_go()
     staging = out_dir.with_name(out_dir.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     ldflags = f"-s -w -X github.com/dapr/dapr/pkg/buildinfo.version={DAPR_VERSION}"
     argv = [go, "build", "-v", "-trimpath", "-ldflags", ldflags, "-o", str(staging) + "/"]
-    argv += list(_BUILD_TARGETS.values())
+    argv += [_BUILD_TARGETS[name] for name in names]
     log(
-        f"Building Dapr {DAPR_VERSION} (daprd, placement, scheduler) from the Go module proxy; "
+        f"Building Dapr {DAPR_VERSION} ({', '.join(names)}) from the Go module proxy; "
         "a cold build takes several minutes on two cores, later runs reuse the cache."
     )
     started = time.monotonic()
     build_log = out_dir.with_name(out_dir.name + ".build.log")
     go_build_with_progress(argv, module_dir, build_log, "Dapr", log=log)
-    shutil.rmtree(out_dir, ignore_errors=True)
-    staging.rename(out_dir)
-    sizes = ", ".join(f"{n} {(out_dir / n).stat().st_size / 1e6:.0f} MB" for n in BINARIES)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        (staging / name).replace(out_dir / name)
+    shutil.rmtree(staging, ignore_errors=True)
+    sizes = ", ".join(f"{n} {(out_dir / n).stat().st_size / 1e6:.0f} MB" for n in names)
     log(f"Built Dapr {DAPR_VERSION} in {time.monotonic() - started:.0f}s: {sizes}")
 
 
@@ -194,30 +202,47 @@ def ensure_dapr(log=print) -> DaprBinaries:
                 f"ORDERSAGA_DAPR_BIN_DIR={explicit} must hold daprd, placement and scheduler "
                 f"at version {SUPPORTED_MINOR}x"
             )
-        return _binaries(Path(explicit), version, "env")
+        return _binaries(Path(explicit), version, "env", log)
 
     for directory in _installed_dirs():
         version = _usable_dir(directory)
         if version:
-            return _binaries(directory, version, "installed")
+            return _binaries(directory, version, "installed", log)
 
+    out_dir = _build_dir()
+    missing = tuple(name for name in BINARIES if not (out_dir / name).is_file())
+    if missing:
+        # A cache from before sentry was part of the build has the other three: sentry alone.
+        _build(_module_dir(), out_dir, missing if "daprd" not in missing else BINARIES, log=log)
+    return _binaries(out_dir, DAPR_VERSION, "built", log)
+
+
+def _module_dir() -> Path:
     module_dir = project_root() / "dapr-runtime"
     if not (module_dir / "go.mod").is_file():
         raise RuntimeProvisionError(
             f"No Dapr {SUPPORTED_MINOR}x found and no dapr-runtime/ module next to the package "
             f"({module_dir}) to build one from: run from a clone of the ordersaga repository."
         )
-    out_dir = cache_root() / "dapr" / f"{DAPR_VERSION}-{_fingerprint(module_dir)}"
-    if not all((out_dir / name).is_file() for name in BINARIES):
-        _build(module_dir, out_dir, log=log)
-    return _binaries(out_dir, DAPR_VERSION, "built")
+    return module_dir
 
 
-def _binaries(directory: Path, version: str, source: str) -> DaprBinaries:
+def _build_dir() -> Path:
+    return cache_root() / "dapr" / f"{DAPR_VERSION}-{_fingerprint(_module_dir())}"
+
+
+def _binaries(directory: Path, version: str, source: str, log=print) -> DaprBinaries:
+    sentry = directory / "sentry"
+    if not sentry.is_file():  # an installed Dapr without it: built from source, beside our own build
+        built = _build_dir()
+        if not (built / "sentry").is_file():
+            _build(_module_dir(), built, ("sentry",), log=log)
+        sentry = built / "sentry"
     return DaprBinaries(
         daprd=directory / "daprd",
         placement=directory / "placement",
         scheduler=directory / "scheduler",
+        sentry=sentry,
         version=version,
         source=source,
     )

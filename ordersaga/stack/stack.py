@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ordersaga.stack import processes, toxiproxy, zipkin
+from apphost.faults import FAULT_INJECTION_ENV
+from ordersaga.stack import processes, sentry, toxiproxy, zipkin
 from ordersaga.stack.layout import (
     APPS,
     HOST,
@@ -178,6 +179,7 @@ class Stack:
             "kafka": {"port": state.ports.kafka, "controller_port": state.ports.kafka_controller},
             "placement": {"port": state.ports.placement},
             "scheduler": {"port": state.ports.scheduler},
+            "sentry": {"port": state.ports.sentry},
         }
         infra = {}
         for name, ports in infra_ports.items():
@@ -188,6 +190,7 @@ class Stack:
             "profile": state.profile,
             "replicas": state.replicas,
             "dapr_version": state.dapr_version,
+            "mtls": bool(state.mtls),
             "running": bool(procs) and all(p["running"] for p in procs.values()),
             "apps": apps,
             "infrastructure": infra,
@@ -204,12 +207,17 @@ class Stack:
 
     def _load_or_new(self, profile: str | None, replicas: int | None, observe: bool | None = None) -> StackState:
         state = StackState.load(self.run_dir)
+        try:
+            mtls = sentry.mtls_setting(self._setting(sentry.MTLS_ENV))
+        except ValueError as error:
+            raise StackError(str(error)) from None
         if state is None:
             wanted = profile or default_profile()
             profile_named(wanted)  # an unknown name fails before anything is written
             self.run_dir.mkdir(parents=True, exist_ok=True)
             return StackState(self.run_dir, Ports.allocate(replicas or 1), profile=wanted, replicas=replicas or 1,
-                              observe=bool(observe))
+                              observe=bool(observe), mtls=mtls is not False)
+        self._choose_mtls(state, mtls)
         if observe is not None and observe != state.observe:
             # Every sidecar and app would need other flags: a restart of the whole stack.
             if any(processes.is_running(rec) for rec in state.processes.values()):
@@ -228,6 +236,15 @@ class Stack:
         state.ports.ensure_replicas(state.replicas)
         return state
 
+    def _choose_mtls(self, state: StackState, wanted: bool | None) -> None:
+        """ORDERSAGA_MTLS unset: the stack's own; else the stack turns to it, on a cold start only."""
+        running = any(processes.is_running(rec) for rec in state.processes.values())
+        if running and (state.mtls is None or (wanted is not None and wanted != state.mtls)):
+            now = "without" if not state.mtls else "with"
+            raise StackError(f"the stack in {self.run_dir} runs {now} mTLS: `ordersaga down` first to start it "
+                             f"{'with' if now == 'without' else 'without'} it")
+        state.mtls = wanted if wanted is not None else state.mtls is not False
+
     def _stop_surplus_replicas(self, state: StackState) -> None:
         """`up --replicas N` below the running count stops the replicas above N."""
         wanted = {spec_name for app_id in APPS for i in range(state.replicas)
@@ -241,7 +258,12 @@ class Stack:
     def _specs(self, state: StackState, dapr: DaprBinaries, chosen) -> list[ProcessSpec]:
         p = state.ports
         base_env = {k: v for k, v in os.environ.items() if not k.startswith(("DAPR_", "APP_"))}
-        specs = chosen.infra_specs(state, base_env) + [
+        # mTLS: Sentry, and its flags for placement, scheduler and every sidecar (stack/sentry.py).
+        cold = not any(processes.is_running(record) for record in state.processes.values())
+        creds = sentry.ensure_credentials(self.run_dir, renew=cold) if state.mtls else None
+        tls = sentry.control_plane_flags(state, creds) if creds else []
+        specs = chosen.infra_specs(state, base_env) + ([sentry.sentry_spec(dapr.sentry, state, creds, base_env)]
+                                                       if creds else []) + [
             ProcessSpec(
                 name="placement",
                 argv=[
@@ -254,8 +276,9 @@ class Stack:
                     f"--healthz-listen-address={HOST}",
                     "--enable-metrics=false",
                     *PLACEMENT_FAILURE_DETECTION,
+                    *tls,
                 ],
-                env=base_env,
+                env=dict(base_env, **(sentry.control_plane_env(creds, "dapr-placement") if creds else {})),
                 ports=[p.placement, p.placement_healthz, p.placement_raft],
                 healthy=lambda: http_ok(f"http://{HOST}:{p.placement_healthz}/healthz"),
                 kind="control",
@@ -264,7 +287,7 @@ class Stack:
                 name="scheduler",
                 argv=[
                     str(dapr.scheduler),
-                    "--id=scheduler-0",
+                    f"--id={sentry.SCHEDULER_ID}",
                     f"--port={p.scheduler}",
                     f"--listen-address={HOST}",
                     f"--override-broadcast-host-port={HOST}:{p.scheduler}",
@@ -272,14 +295,17 @@ class Stack:
                     f"--healthz-listen-address={HOST}",
                     "--enable-metrics=false",
                     f"--etcd-data-dir={self.run_dir / 'data' / 'scheduler'}",
-                    f"--etcd-initial-cluster=scheduler-0=http://{HOST}:{p.scheduler_etcd_peer}",
+                    f"--etcd-initial-cluster={sentry.SCHEDULER_ID}=http://{HOST}:{p.scheduler_etcd_peer}",
                     f"--etcd-client-port={p.scheduler_etcd_client}",
                     f"--etcd-client-listen-address={HOST}",
+                    *tls,
+                    *([f"--identity-directory-write={creds.scheduler_identity_dir}"] if creds else []),
                 ],
-                env=base_env,
+                env=dict(base_env, **(sentry.control_plane_env(creds, "dapr-scheduler") if creds else {})),
                 ports=[p.scheduler, p.scheduler_healthz, p.scheduler_etcd_client, p.scheduler_etcd_peer],
                 healthy=lambda: http_ok(f"http://{HOST}:{p.scheduler_healthz}/healthz"),
                 kind="control",
+                before_start=lambda: sentry.adopt_scheduler_data(self.run_dir / "data" / "scheduler"),
             ),
         ]
         for app_id in APPS:
@@ -358,9 +384,15 @@ class Stack:
             # after which the actor host stops serving for good).
             DAPR_HEALTH_TIMEOUT="900",
         )
+        # The services' Faults API and interceptor (apphost/faults.py) exist only where the stack
+        # turns them on: every local stack, for the chaos and fuzz suites and `ordersaga faults`.
+        app_env.setdefault(FAULT_INJECTION_ENV, "on")
         zipkin_endpoint = zipkin.spans_endpoint(HOST, state.ports.zipkin) if state.observe else None
         if state.observe:  # read by apphost.observability: no metrics server, no tracer otherwise
             app_env.update(ORDERSAGA_METRICS_PORT=str(ap.app_metrics), ORDERSAGA_ZIPKIN_ENDPOINT=zipkin_endpoint)
+        mtls_env = sentry.sidecar_env(sentry.credentials(self.run_dir), app_id) if state.mtls else {}
+        config = config_file(components, self.run_dir, self._setting(RETENTION_ENV), zipkin_endpoint,
+                             name=sentry.config_name(app_id, bool(state.mtls)))  # access control: sentry.py
         metrics_flags = ["--enable-metrics", f"--metrics-port={ap.dapr_metrics}", f"--metrics-listen-address={HOST}"] \
             if state.observe else \
             ["--enable-metrics=false"]
@@ -378,7 +410,8 @@ class Stack:
             f"--placement-host-address={HOST}:{state.ports.placement}",
             f"--scheduler-host-address={HOST}:{state.ports.scheduler}",
             *(f"--resources-path={path}" for path in resources_paths(components, state.profile)),
-            f"--config={config_file(components, self.run_dir, self._setting(RETENTION_ENV), zipkin_endpoint)}",
+            f"--config={config}",
+            *(sentry.sidecar_flags(state) if state.mtls else []),
             *metrics_flags,
             f"--log-level={os.environ.get('ORDERSAGA_DAPR_LOG_LEVEL', 'info')}",
         ]
@@ -395,7 +428,7 @@ class Stack:
             ProcessSpec(
                 name=f"{name}-daprd",
                 argv=sidecar_argv,
-                env=dict(base_env, **tokens, DAPR_HOST_IP=HOST, **chosen.sidecar_env(state, app_id)),
+                env=dict(base_env, **tokens, DAPR_HOST_IP=HOST, **chosen.sidecar_env(state, app_id), **mtls_env),
                 ports=[ap.dapr_grpc, ap.dapr_http, ap.dapr_internal_grpc]
                 + ([ap.dapr_metrics] if state.observe else []),
                 healthy=lambda port=ap.dapr_http: http_ok(f"http://{HOST}:{port}/v1.0/healthz"),
@@ -505,10 +538,11 @@ class Stack:
 def stop_order(records) -> list[str]:
     """Apps first (they drain through their sidecars), then sidecars, the control plane, the
     broker, and the stores last."""
-    rank = {"console": 0, "app": 0, "sidecar": 1, "control": 2, "broker": 3, "store": 4, "telemetry": 5, "proxy": 5}
+    rank = {"console": 0, "app": 0, "sidecar": 1, "control": 2, "ca": 3, "broker": 3, "store": 4, "telemetry": 5,
+            "proxy": 5}
 
     infra = {"nats": "broker", "kafka": "broker", "postgres": "store", "placement": "control", "scheduler": "control",
-             "zipkin": "telemetry", "console": "console"}
+             "sentry": "ca", "zipkin": "telemetry", "console": "console"}
 
     def position(record: processes.ProcessRecord) -> int:
         # Records written before kinds were kept: the names tell.

@@ -54,7 +54,8 @@ def test_a_packaged_chart_carries_the_linked_files(helm, render, tmp_path):
 def test_each_render_has_one_deployment_per_app(render, name):
     objects = render(name)
     assert {d["metadata"]["name"] for d in by_kind(objects, "Deployment")} == APP_IDS
-    assert len(by_kind(objects, "Configuration")) == 1
+    # order-service's and the services' (with access control)
+    assert {c["metadata"]["name"] for c in by_kind(objects, "Configuration")} == {"ordersaga", "ordersaga-services"}
 
 
 def test_replica_counts_come_from_the_values(render):

@@ -7,8 +7,10 @@ from __future__ import annotations
 import re
 
 import pytest
+import yaml
 
-from tests.deploy.chart import APP_IDS, RENDERS, ROOT, by_kind
+from ordersaga.stack.sentry import config_name
+from tests.deploy.chart import APP_IDS, NAMESPACE, RENDERS, ROOT, by_kind
 
 SECRET_STORE = "envsecrets"
 PROBES = ("startupProbe", "readinessProbe", "livenessProbe")
@@ -114,11 +116,28 @@ def test_every_secret_reference_goes_through_the_sidecars_environment(render):
 
 
 @pytest.mark.parametrize("name", RENDERS)
-def test_the_sidecars_use_the_rendered_configuration(render, name):
+def test_each_sidecar_uses_the_configuration_the_local_stack_gives_its_app(render, name):
+    """order-service's (no access control), or the services' (only order-service may call them)."""
     objects = render(name)
-    (config,) = by_kind(objects, "Configuration")
-    for deployment in deployments(objects).values():
-        assert annotations(deployment)["dapr.io/config"] == config["metadata"]["name"]
+    rendered = {config["metadata"]["name"]: config for config in by_kind(objects, "Configuration")}
+    for app_id, deployment in deployments(objects).items():
+        local = yaml.safe_load((ROOT / "components" / config_name(app_id, mtls=True)).read_text())
+        assert annotations(deployment)["dapr.io/config"] == local["metadata"]["name"], app_id
+        access = rendered[local["metadata"]["name"]]["spec"].get("accessControl")
+        if app_id == "order-service":
+            assert access is None  # its public API answers any caller
+        else:
+            assert access["defaultAction"] == "deny"
+            assert [(p["appId"], p["namespace"], p["defaultAction"]) for p in access["policies"]] == \
+                [("order-service", NAMESPACE, "allow")]
+
+
+def test_fault_injection_is_off_unless_a_value_turns_it_on(render):
+    for app_id, deployment in deployments(render("defaults")).items():
+        assert "ORDERSAGA_FAULT_INJECTION" not in env(app_container(deployment)), app_id  # unset: off
+    for app_id, deployment in deployments(render("all-options")).items():  # faultInjection: true
+        variable = env(app_container(deployment)).get("ORDERSAGA_FAULT_INJECTION")
+        assert (variable and variable["value"]) == (None if app_id == "order-service" else "on"), app_id
 
 
 @pytest.mark.parametrize("name", RENDERS)

@@ -42,7 +42,8 @@ def test_detached_stack_beside_the_session_stack_and_clean_down(tmp_path, stack)
         theirs = {a.dapr_grpc for app in stack.state().ports.apps.values() for a in app}
         assert not ours & theirs
         pids = [p["pid"] for p in report["processes"].values()]
-        assert len(pids) == 11
+        assert len(pids) == 12  # with sentry (mTLS)
+        assert report["mtls"] and report["infrastructure"]["sentry"]["running"]
 
         again = run_cli(["up", "--detach"], home)  # idempotent: nothing new started
         assert "already running" in again.stderr

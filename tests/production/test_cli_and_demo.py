@@ -24,7 +24,7 @@ def test_up_with_the_same_options_starts_nothing(stack):
     after = json.loads(run(stack, "ordersaga.cli", "status", "--json").stdout)
     assert after["processes"] == before["processes"]
     assert (after["profile"], after["replicas"]) == ("production", 2)
-    assert set(after["infrastructure"]) == {"postgres", "kafka", "placement", "scheduler"}
+    assert set(after["infrastructure"]) == {"postgres", "kafka", "sentry", "placement", "scheduler"}
     assert all(len(app["replicas"]) == 2 for app in after["apps"].values())
 
 

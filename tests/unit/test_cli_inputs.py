@@ -194,3 +194,10 @@ def test_an_item_is_sent_exactly_as_typed_or_refused(fake_client, sku, quantity,
 def test_out_of_range_items_are_refused_with_the_bound(text, message):
     with pytest.raises(cli_orders.UsageError, match=message):
         cli_orders.parse_item(text)
+
+
+@pytest.mark.parametrize("order_id", ["\x80", " ", "a/b", "x" * 65])
+def test_a_decision_for_an_id_no_order_can_have_is_refused_before_any_lookup(fake_client, order_id):
+    """Found by the CLI fuzz: the lookup put the raw id into a URL and crashed."""
+    code, out, err = run_cli(["approve", order_id])
+    assert code == 1 and "nothing published" in err and not fake_client.sent

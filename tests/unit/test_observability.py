@@ -128,7 +128,7 @@ def _specs(tmp_path: Path, observe: bool):
     state = StackState(stack.run_dir, Ports.allocate(1), observe=observe)
     stack.run_dir.mkdir(parents=True)
     fake = DaprBinaries(daprd=Path("daprd"), placement=Path("placement"), scheduler=Path("scheduler"),
-                        version="1.18.3", source="test")
+                        sentry=Path("sentry"), version="1.18.3", source="test")
     return state, {s.name: s for s in stack._specs(state, fake, Embedded())}
 
 
