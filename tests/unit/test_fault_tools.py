@@ -18,7 +18,8 @@ from ordersaga.stack.profiles import Embedded, Production
 from ordersaga.stack.runtime import DaprBinaries
 from ordersaga.stack.stack import Stack
 
-FAKE_DAPR = DaprBinaries(Path("/x/daprd"), Path("/x/placement"), Path("/x/scheduler"), "1.18.3", "env")
+FAKE_DAPR = DaprBinaries(Path("/x/daprd"), Path("/x/placement"), Path("/x/scheduler"), Path("/x/sentry"), "1.18.3",
+                         "env")
 
 
 def routed_specs(tmp_path, profile: str, replicas: int):
