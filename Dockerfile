@@ -18,8 +18,10 @@ COPY order_service order_service
 COPY inventory_service inventory_service
 COPY payment_service payment_service
 COPY shipping_service shipping_service
+# The saga kit the order saga runs on: a package of its own in this repository, installed from here.
+COPY dapr-saga dapr-saga
 # pip still writes the tooling's console script (`ordersaga`); without its package it could only fail.
-RUN pip install . && rm /usr/local/bin/ordersaga && rm -rf /src
+RUN pip install . ./dapr-saga && rm /usr/local/bin/ordersaga && rm -rf /src
 
 # A numeric user, so the pod's runAsNonRoot can verify it (the chart sets the same uid).
 RUN useradd --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin ordersaga

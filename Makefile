@@ -19,8 +19,9 @@ test: runtime
 	$(VENV)/bin/ordersaga runtime --profile production --observe
 	$(PY) -m pytest
 
+# Everything that needs no sidecar: unit tests, the replay check, the saga kit's and the example's tests.
 unit: venv
-	$(PY) -m pytest tests/unit
+	$(PY) -m pytest tests/unit tests/replay dapr-saga/tests examples
 
 e2e: runtime
 	$(PY) -m pytest tests/e2e
@@ -54,11 +55,11 @@ runtime: venv
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml dapr-saga/pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "ordersaga needs Python 3.11 or newer (set PYTHON=...)")'
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[stack,test]'
+	$(PY) -m pip install --quiet -e ./dapr-saga -e '.[stack,test]'
 	@touch $(STAMP)
 
 up: runtime

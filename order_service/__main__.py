@@ -11,18 +11,17 @@ import importlib
 import logging
 import os
 
-from dapr.clients import DaprClient
-from dapr.ext.workflow import DaprWorkflowClient, WorkflowRuntime
+from dapr.ext.workflow import WorkflowRuntime
 from dapr.ext.workflow.logger import LoggerOptions
 
 from apphost import server as apphost
 from order_service import actor, admission, api, liveness, orders_pb2, orders_pb2_grpc
-from order_service.actor_client import ActorClient
 from order_service.actor_host import new_actor_host
 from order_service.api import OrderApi
 from order_service.approvals import ApprovalHandler
 from order_service.intake import DeadLetter, IntakeHandler
 from order_service.settings import Settings
+from order_service.sidecar import Actors, sidecar
 from order_service.topics import (
     APPROVALS_DEAD_LETTER_TOPIC,
     APPROVALS_TOPIC,
@@ -38,11 +37,8 @@ APP_ID = "order-service"
 def publish_dead_letter(letter: DeadLetter) -> None:
     """A refused order request, with its reason, under a stable id (the refused event's), so a
     redelivered refusal is one dead letter to consumers that deduplicate."""
-    with DaprClient() as client:
-        client.publish_event(PUBSUB, REQUESTS_DEAD_LETTER_TOPIC, letter.model_dump_json(),
-                             data_content_type="application/json",
-                             publish_metadata={"cloudevent.id": f"{letter.event_id}.refused",
-                                               "cloudevent.type": "ordersaga.order-request.refused"})
+    sidecar().publish_sync(PUBSUB, REQUESTS_DEAD_LETTER_TOPIC, letter.model_dump_json().encode(),
+                           event_id=f"{letter.event_id}.refused", event_type="ordersaga.order-request.refused")
 
 
 def extra_saga_versions() -> list:
@@ -60,7 +56,7 @@ def main() -> None:
     settings = Settings.from_env()
     actor.configure(settings)
     admission.configure(admission.Admission(settings.max_active_sagas, settings.retry_after_ms))
-    actors = ActorClient(int(os.environ["DAPR_HTTP_PORT"]), api_token=os.environ.get("DAPR_API_TOKEN"))
+    actors = Actors(sidecar(), actor.ACTOR_TYPE)
 
     app = apphost.new_app(max_workers=api.server_threads(settings.max_watchers))
     app.subscribe(PUBSUB, APPROVALS_TOPIC, dead_letter_topic=APPROVALS_DEAD_LETTER_TOPIC)(ApprovalHandler(actors))
@@ -68,7 +64,7 @@ def main() -> None:
     app.subscribe(PUBSUB, REQUESTS_TOPIC, dead_letter_topic=REQUESTS_DEAD_LETTER_TOPIC)(
         IntakeHandler(actors, publish_dead_letter))
     app.add_external_service(orders_pb2_grpc.add_OrderServiceServicer_to_server,
-                             OrderApi(actors, DaprWorkflowClient(), DaprClient, max_watchers=settings.max_watchers))
+                             OrderApi(actors, sidecar(), max_watchers=settings.max_watchers))
     service = orders_pb2.DESCRIPTOR.services_by_name["OrderService"].full_name
 
     # Activities log each failure with its attempt number; the SDK's own copy of it is noise.

@@ -13,20 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import json
 import logging
 import time
 
 import grpc
 from dapr.ext.workflow import WorkflowActivityContext
-from dapr.proto import api_v1
+from dapr_saga import EventNotPublished, ServiceUnavailable
 
-from apphost.observability import trace_carrier
 from inventory_service import inventory_pb2, inventory_pb2_grpc
 from order_service import events, metrics
 from order_service.actor import ACTOR_TYPE
-from order_service.dapr_clients import dapr_stub, sidecar_channel, sidecar_metadata
-from order_service.decisions import batch_result
 from order_service.domain import CANCELLABLE, OrderStatus
 from order_service.messages import (
     FinishCall,
@@ -39,7 +35,7 @@ from order_service.messages import (
     StockLine,
     StockLines,
 )
-from order_service.saga import CANCELLED
+from order_service.sidecar import ActorCallError, sidecar
 from payment_service import payment_pb2, payment_pb2_grpc
 from shipping_service import shipping_pb2, shipping_pb2_grpc
 
@@ -49,8 +45,8 @@ _attempts: collections.Counter[str] = collections.Counter()  # per idempotency k
 
 
 def _to(app_id: str, deadline_s: float) -> dict:
-    # The activity's span (the workflow SDK opens one) rides along as `traceparent`.
-    return {"metadata": (("dapr-app-id", app_id),) + sidecar_metadata(), "timeout": deadline_s}
+    # Through our sidecar to `app_id`; the activity's span (the workflow SDK opens one) rides along.
+    return {"metadata": sidecar().metadata(("dapr-app-id", app_id)), "timeout": deadline_s}
 
 
 def _logged(order_id: str, step: str, key: str, result: StepResult, metric_step: str, started: float) -> StepResult:
@@ -62,10 +58,10 @@ def _logged(order_id: str, step: str, key: str, result: StepResult, metric_step:
     return result
 
 
-class ServiceUnavailable(Exception):
-    """A service call failed technically (the service, or a sidecar on the way, is away): the
-    saga retries it, then counts its outcome unknown. Any other exception out of an activity
-    is a fault the saga does not judge (order_service/saga.py, TECHNICAL_ERRORS)."""
+# ServiceUnavailable (dapr_saga's): a service call failed technically (the service, or a sidecar
+# on the way, is away): the saga retries it, then counts its outcome unknown. Any other exception
+# out of an activity is a fault the saga does not judge (the rules' technical_errors,
+# order_service/sagas).
 
 
 class OrderNotUpdated(Exception):
@@ -98,7 +94,7 @@ async def _guarded(order_id: str, step: str, key: str, call, metric_step: str = 
 # ---- inventory -------------------------------------------------------------------------------
 
 def _inventory() -> inventory_pb2_grpc.InventoryServiceStub:
-    return inventory_pb2_grpc.InventoryServiceStub(sidecar_channel())
+    return inventory_pb2_grpc.InventoryServiceStub(sidecar().aio_channel())
 
 
 async def reserve_stock(ctx: WorkflowActivityContext, batch: StockBatch) -> StepResult:
@@ -133,7 +129,7 @@ async def _each_line(batch: StockBatch, verb: str, key_suffix: str, call) -> Ste
         _guarded(line.order_id, f"{verb} {line.sku}", line.idempotency_key + key_suffix, call(line), verb,
                  undoable=verb == "reserve")
         for line in batch.lines))
-    return batch_result([part.model_copy(update={"name": line.sku}) for line, part in zip(batch.lines, parts)])
+    return StepResult.batch([part.model_copy(update={"name": line.sku}) for line, part in zip(batch.lines, parts)])
 
 
 # Saga v2: all lines in one call and one transaction at inventory.
@@ -179,7 +175,7 @@ async def commit_lines(ctx: WorkflowActivityContext, batch: StockLines) -> StepR
 # ---- payment ---------------------------------------------------------------------------------
 
 def _payments() -> payment_pb2_grpc.PaymentServiceStub:
-    return payment_pb2_grpc.PaymentServiceStub(sidecar_channel())
+    return payment_pb2_grpc.PaymentServiceStub(sidecar().aio_channel())
 
 
 async def authorize_payment(ctx: WorkflowActivityContext, payment: PaymentCall) -> StepResult:
@@ -223,7 +219,7 @@ async def refund_payment(ctx: WorkflowActivityContext, payment: PaymentCall) -> 
 # ---- shipping --------------------------------------------------------------------------------
 
 def _shipping() -> shipping_pb2_grpc.ShippingServiceStub:
-    return shipping_pb2_grpc.ShippingServiceStub(sidecar_channel())
+    return shipping_pb2_grpc.ShippingServiceStub(sidecar().aio_channel())
 
 
 async def create_shipment(ctx: WorkflowActivityContext, shipment: ShipmentCall) -> StepResult:
@@ -254,7 +250,7 @@ async def cancel_shipment(ctx: WorkflowActivityContext, shipment: ShipmentCall) 
 # no: an earlier attempt of the same activity may have gone past the gate, so the saga undoes it
 # (an idempotent no-op when nothing happened).
 GATED = CANCELLABLE | {OrderStatus.SHIPPING}  # the statuses a cancel keeps the saga out of
-CANCELLED_FIRST = StepResult(ok=False, unknown=True, reason=CANCELLED, detail="a cancel was accepted first")
+CANCELLED_FIRST = StepResult.refused("a cancel was accepted first")
 
 
 async def update_order(ctx: WorkflowActivityContext, update: OrderUpdate) -> Gate:
@@ -295,22 +291,20 @@ async def _gate_opens(update: OrderUpdate | None) -> bool:
 
 
 async def _record(update: OrderUpdate) -> Gate:
-    body = json.dumps({"records": [r.model_dump(mode="json") for r in update.records],
-                       "unfinished": update.unfinished.model_dump(mode="json") if update.unfinished else None}).encode()
+    """The entries (and the status change) on the order's actor. An actor that refused them, or
+    failed half-way (its store away), did not take them: OrderNotUpdated, which the saga retries."""
+    body = {"records": [r.model_dump(mode="json") for r in update.records],
+            "unfinished": update.unfinished.model_dump(mode="json") if update.unfinished else None}
     try:
-        reply = await dapr_stub().InvokeActor(
-            api_v1.InvokeActorRequest(actor_type=ACTOR_TYPE, actor_id=update.order_id, method="record_steps",
-                                      data=body, metadata=trace_carrier()),  # daprd hands the actor this map
-            metadata=sidecar_metadata(), timeout=30)
-    except grpc.RpcError as error:
-        log.warning("order=%s step=update outcome=error detail=%s: %s", update.order_id, error.code().name,
-                    error.details())
-        raise OrderNotUpdated(f"{error.code().name}: {error.details()}") from error
-    return Gate.model_validate_json(reply.data)
+        reply = await sidecar().call_actor_async(ACTOR_TYPE, update.order_id, "record_steps", body)
+    except ActorCallError as error:
+        log.warning("order=%s step=update outcome=error detail=%s", update.order_id, error)
+        raise OrderNotUpdated(str(error)) from error
+    return Gate.model_validate(reply)
 
 
-class EventNotPublished(Exception):
-    """The entries are recorded but the event did not reach the broker (the saga notes it)."""
+# EventNotPublished (dapr_saga's): the entries are recorded but the event did not reach the
+# broker (the saga notes it on the timeline).
 
 
 # Registered under these names: renaming a Python function must never break replay.

@@ -26,28 +26,20 @@ from pydantic import ValidationError
 
 from apphost import observability
 from order_service import admission, metrics
+from order_service import order_rules as rules
 from order_service.actor_host import incoming_traceparent
 from order_service.actor_ports import ActorPorts, DaprPorts, SagaRun
 from order_service.domain import (
-    BEFORE_APPROVAL,
-    CANCELLABLE,
     IN_FLIGHT_LABEL,
-    Ending,
-    FailureReason,
-    LifecycleEvent,
     OrderRequest,
     OrderState,
     OrderStatus,
-    TimelineEntry,
-    Unfinished,
     describe,
-    retry_instance_id,
-    saga_instance_id,
 )
-from order_service.messages import OrderUpdate, RetryInput, SagaInput
-from order_service.retry_saga import RETRY_SAGA_NAME
-from order_service.saga import APPROVAL_EVENT, CANCEL_EVENT, SAGA_NAME
+from order_service.messages import RetryInput, SagaInput
+from order_service.sagas import APPROVAL_EVENT, CANCEL_EVENT, RETRY_SAGA_NAME, SAGA_NAME
 from order_service.settings import Settings
+from order_service.sidecar import ActorRefusal
 
 ACTOR_TYPE = "OrderActor"
 STATE_KEY = "order"
@@ -82,12 +74,20 @@ def ports() -> ActorPorts:
     return _ports
 
 
-class OrderError(Exception):
-    """A refused request. `code` is the gRPC status name the API maps it to."""
+class OrderError(ActorRefusal):
+    """A refused request. `code` is the gRPC status name the API maps it to; it reaches the
+    caller as data the sidecar module reads (order_service/sidecar.py), never as text to parse."""
 
-    def __init__(self, code: str, message: str):
-        super().__init__(f"{code}: {message}")
-        self.code = code
+
+def refusals(method):
+    """An actor method whose rules' refusals (order_rules.Refused) go back as OrderError."""
+    @functools.wraps(method)
+    async def refusing(self, *args):
+        try:
+            return await method(self, *args)
+        except rules.Refused as refused:
+            raise OrderError(refused.code, refused.message) from None
+    return refusing
 
 
 def now_iso() -> str:
@@ -142,7 +142,11 @@ def traced(method):
 
 
 class OrderActor(Actor, OrderActorInterface, Remindable):
+    """The shell over the order's rules (order_service/order_rules.py): load the order, ask the
+    rules, save it, then pay what it owes the world, in an order that is safe to stop anywhere."""
+
     @traced
+    @refusals
     async def place(self, data: dict) -> dict:
         try:
             request = OrderRequest.model_validate(data)
@@ -150,11 +154,8 @@ class OrderActor(Actor, OrderActorInterface, Remindable):
             raise OrderError("INVALID_ARGUMENT", describe(error)) from None
         if request.order_id != self.id.id:
             raise OrderError("INVALID_ARGUMENT", "order_id does not match the actor id")
-
         existing = await self._load()
-        if existing is not None:
-            if existing.request != request:
-                raise OrderError("ALREADY_EXISTS", f"order {request.order_id} exists with different content")
+        if not rules.is_new(existing, request):
             await self._mend(existing)  # a stop may have come anywhere in the first PlaceOrder
             return existing.model_dump(mode="json")
 
@@ -163,17 +164,8 @@ class OrderActor(Actor, OrderActorInterface, Remindable):
         # order itself, owing its `placed` event, which goes out before the saga starts.
         await self._arm_checkup()
         await ports().note_in_index(request.order_id, IN_FLIGHT_LABEL)
-        at = now_iso()
-        order = OrderState(
-            request=request,
-            saga_instance_id=saga_instance_id(request.order_id),
-            timeline=[TimelineEntry(at=at, step="place", outcome="PLACED", key="place")],
-            trace_parent=observability.current_traceparent(),
-            placed_at=at,
-            approval_threshold_cents=_settings.approval_threshold_cents,
-            owed_events=[_placed_event(request)],
-            indexed_as=IN_FLIGHT_LABEL,
-        )
+        order = rules.new_order(request, at=now_iso(), trace_parent=observability.current_traceparent(),
+                                threshold_cents=_settings.approval_threshold_cents)
         await self._save(order)
         await self._settle(order, strict=True)  # a broker that is down refuses the order (UNAVAILABLE)
         await self._start_saga(order)  # new: no saga can exist yet, so no need to look first
@@ -186,67 +178,42 @@ class OrderActor(Actor, OrderActorInterface, Remindable):
         return order.model_dump(mode="json") if order else None
 
     @traced
+    @refusals
     async def cancel(self, data: dict) -> dict:
         order = await self._require()
         reason = str((data or {}).get("reason") or "cancelled by request")[:200]
-        if order.cancel_requested:  # a repeat: on its way to CANCELLED, once the saga is told
-            await self._settle(order, strict=True)
-            return order.model_dump(mode="json")
-        if order.status not in CANCELLABLE:
-            why = "the shipment is being created" if order.status == OrderStatus.SHIPPING else f"it is {order.status}"
-            raise OrderError("FAILED_PRECONDITION", f"order {order.order_id} can no longer be cancelled: {why}")
-        # Saved first: from here the actor's gate keeps the saga from charging or shipping.
-        # Then the saga is told (it may be waiting at the approval gate); until it is, the order
-        # owes it the event: a repeated cancel, or the settle reminder, raises it again.
-        order.cancel_requested = True
-        order.timeline.append(TimelineEntry(at=now_iso(), step="cancel", outcome="REQUESTED", detail=reason,
-                                            key="cancel:REQUESTED"))
-        await self._save(order)
-        log.info("order=%s step=cancel outcome=REQUESTED detail=%s", order.order_id, reason)
+        # Saved first: from here the actor's gate keeps the saga from charging or shipping. Then
+        # the saga is told (it may be waiting at the approval gate); until it is, the order owes
+        # it the event: a repeated cancel, or the settle reminder, raises it again.
+        if rules.cancel(order, reason, now_iso()):
+            await self._save(order)
+            log.info("order=%s step=cancel outcome=REQUESTED detail=%s", order.order_id, reason)
         await self._settle(order, strict=True)
         return order.model_dump(mode="json")
 
     @traced
+    @refusals
     async def decide(self, data: dict) -> dict:
-        """An approval decision. The first one wins: a repeat of it is a no-op, and so is a
-        contrary one while the saga has not acted yet.
-
-        Refused (NOT_FOUND, FAILED_PRECONDITION) for unknown orders and orders that are not
-        waiting for approval, including a contrary decision that comes after the saga acted;
-        accepted ahead of the gate, where the saga finds it buffered. Whether the order waits
-        for approval is judged by the threshold frozen with it, the one its saga runs with.
-        """
+        """An approval decision (order_rules.decision_verdict says which ones count)."""
         order = await self._require()
         decision, approver = data["decision"], data.get("approver", "")
-        if order.decision and (order.decision == decision or order.status in BEFORE_APPROVAL):
+        if rules.decision_verdict(order, decision, _settings.approval_threshold_cents) == "duplicate":
             return {"outcome": "duplicate", "decision": order.decision}
-        if order.decision:
-            raise OrderError("FAILED_PRECONDITION",
-                             f"order {order.order_id} was already decided ({order.decision}) and is {order.status}")
-        if order.status not in BEFORE_APPROVAL:
-            raise OrderError("FAILED_PRECONDITION",
-                             f"order {order.order_id} is not waiting for approval: {order.status}")
-        if not order.awaits_decision(_settings.approval_threshold_cents):
-            raise OrderError("FAILED_PRECONDITION", f"order {order.order_id} does not need approval")
         # Raise first, then remember: a crash in between re-raises on redelivery, and the saga
         # takes the first event it gets, so the outcome is the same.
         await ports().raise_event(order.saga_instance_id, APPROVAL_EVENT, data)
-        order.decision = decision
-        order.timeline.append(TimelineEntry(at=now_iso(), step="approval", outcome="RECEIVED",
-                                            detail=f"{decision} by {approver}".strip(), key="approval:RECEIVED"))
+        rules.remember_decision(order, decision, approver, now_iso())
         await self._save(order)
         return {"outcome": "accepted", "decision": decision}
 
     @traced
+    @refusals
     async def record_steps(self, data: dict) -> dict:
-        """Append timeline entries, each once per key, in one turn and one state write; an
-        entry with a `status` moves the order's status (and reason) with it.
-
+        """Append the saga's timeline entries (and status), in one turn and one state write.
         Answers the saga whether a cancel was accepted: entering an in-flight status is then
-        refused, so the saga unwinds instead of charging or shipping.
-        """
+        refused (order_rules.may_enter), so the saga unwinds instead of charging or shipping."""
         order = await self._require()
-        if _apply(order, data["records"], data.get("unfinished")):
+        if rules.apply_records(order, data["records"], data.get("unfinished"), now_iso()):
             await self._save(order)
             if order.status.terminal:
                 await self._drop_checkup(order)
@@ -254,27 +221,18 @@ class OrderActor(Actor, OrderActorInterface, Remindable):
         return {"cancel_requested": order.cancel_requested}
 
     @traced
+    @refusals
     async def retry(self, data: dict) -> dict:
         """RetryOrder: run again what the saga left unfinished, in a workflow of its own, and end
-        the order as the saga would have. Only for NEEDS_ATTENTION; a repeat while the retry runs
-        answers with the order (and restarts the retry's workflow if a crash lost it)."""
+        the order as the saga would have. A repeat while the retry runs answers with the order
+        (and restarts the retry's workflow if a crash lost it)."""
         order = await self._require()
         by = str((data or {}).get("by") or "unknown")[:100]
-        if order.status != OrderStatus.NEEDS_ATTENTION:
-            if order.retries and not order.status.terminal:
-                await self._ensure_retry(order, by)
-                return order.model_dump(mode="json")
-            raise OrderError("FAILED_PRECONDITION",
-                             f"order {order.order_id} is {order.status}: only an order that NEEDS_ATTENTION is retried")
-        if order.unfinished is None:
-            raise OrderError("FAILED_PRECONDITION",
-                             f"order {order.order_id} does not say what is left to do; close it by hand instead")
+        if rules.retry_verdict(order) == "running":
+            await self._ensure_retry(order, by)
+            return order.model_dump(mode="json")
         await self._arm_checkup()  # in flight again: mended like a new order if a stop comes
-        order.retries += 1
-        order.timeline.append(TimelineEntry(at=now_iso(), step="retry", outcome="REQUESTED", detail=f"by {by}",
-                                            key=f"retry {order.retries}:REQUESTED"))
-        order.status = order.unfinished.resume_status
-        order.saga_instance_id = retry_instance_id(order.order_id, order.retries)
+        rules.start_retry(order, by, now_iso())
         await self._save(order)  # first: a crash before the start is mended by a repeated RetryOrder
         await self._start_retry(order, by)
         await self._settle(order)
@@ -282,53 +240,30 @@ class OrderActor(Actor, OrderActorInterface, Remindable):
         return order.model_dump(mode="json")
 
     @traced
+    @refusals
     async def close(self, data: dict) -> dict:
-        """CloseOrder: a person did by hand what the saga left unfinished; the order ends as the
-        saga would have ended it, and the timeline says who closed it and why. Only for
-        NEEDS_ATTENTION (a repeat of a close answers with the closed order). No workflow runs.
-        The closing is saved with the event that announces it, which is owed until the broker
-        takes it: a broker that is down delays the event, never the close."""
+        """CloseOrder: a person did by hand what the saga left unfinished. No workflow runs. The
+        closing is saved with the event that announces it, which is owed until the broker takes
+        it: a broker that is down delays the event, never the close."""
         order = await self._require()
         by = str((data or {}).get("by") or "unknown")[:100]
         note = str((data or {}).get("note") or "")[:500]
-        if not note.strip():
-            raise OrderError("INVALID_ARGUMENT", "note: say what was done by hand")
-        if any(entry.key == "close:BY_HAND" for entry in order.timeline):
-            await self._settle(order)
-            return order.model_dump(mode="json")
-        if order.status != OrderStatus.NEEDS_ATTENTION:
-            raise OrderError("FAILED_PRECONDITION",
-                             f"order {order.order_id} is {order.status}: only an order that NEEDS_ATTENTION is closed")
-        ending = order.unfinished.ending if order.unfinished else None
-        if ending is None:
-            raise OrderError("FAILED_PRECONDITION", f"order {order.order_id} does not say how it would have ended")
-        order.status, order.reason = ending.status, ending.reason
-        order.tracking_number = ending.tracking_number or order.tracking_number
-        order.unfinished = None
-        order.timeline.append(TimelineEntry(at=now_iso(), step="close", outcome=f"BY_HAND {ending.status}",
-                                            detail=f"by {by}: {note}", key="close:BY_HAND"))
-        order.owed_events.append(LifecycleEvent(
-            order_id=order.order_id, type=ending.status.lower(), status=ending.status, reason=ending.reason,
-            detail=f"closed by hand by {by}", total_cents=order.request.total_cents))
-        await self._save(order)
+        if rules.close(order, by, note, now_iso()):
+            await self._save(order)
+            log.info("order=%s step=close outcome=%s by=%s note=%s", order.order_id, order.status, by, note)
         await self._settle(order)
-        log.info("order=%s step=close outcome=%s by=%s note=%s", order.order_id, ending.status, by, note)
         return order.model_dump(mode="json")
 
+    @refusals
     async def note_stalled(self, data: dict) -> dict:
         """The order's workflow is STALLED (its code version is not deployed): say so once on the
         timeline, with the version, instead of waiting silently."""
         order = await self._require()
-        instance = order.saga_instance_id
-        key = f"stalled:{instance}"
-        if not any(entry.key == key for entry in order.timeline):
-            version = str((data or {}).get("version") or "unknown")[:100]
-            order.timeline.append(TimelineEntry(
-                at=now_iso(), step="saga", outcome="STALLED", key=key,
-                detail=f"{instance} runs version {version} of its workflow, which this release does not deploy: "
-                       "deploy it again (README, Changing the saga)"))
+        version = str((data or {}).get("version") or "unknown")[:100]
+        if rules.note_stalled(order, version, now_iso()):
             await self._save(order)
-            log.warning("order=%s step=saga outcome=STALLED instance=%s version=%s", order.order_id, instance, version)
+            log.warning("order=%s step=saga outcome=STALLED instance=%s version=%s", order.order_id,
+                        order.saga_instance_id, version)
         return order.model_dump(mode="json")
 
     async def receive_reminder(self, name: str, state: bytes, due_time: timedelta, period: timedelta,
@@ -355,13 +290,7 @@ class OrderActor(Actor, OrderActorInterface, Remindable):
             if run is None or run.status in _SAGA_ENDED:
                 await self._adopt_lost_ending(order, run)
                 return
-        if _past(order.placed_time, _settings.order_deadline_s) and \
-                not any(e.key == "deadline" for e in order.timeline):
-            order.timeline.append(TimelineEntry(at=now_iso(), step="deadline", outcome="EXCEEDED",
-                                                detail=f"still {order.status}", key="deadline"))
-            order.owed_events.append(LifecycleEvent(order_id=order.order_id, type="overdue", status=order.status,
-                                                    total_cents=order.request.total_cents,
-                                                    detail=f"still {order.status}"))
+        if rules.flag_overdue(order, _past(order.placed_time, _settings.order_deadline_s), now_iso()):
             await self._save(order)
             log.warning("order=%s step=deadline outcome=EXCEEDED status=%s", order.order_id, order.status)
             await self._settle(order)
@@ -372,40 +301,16 @@ class OrderActor(Actor, OrderActorInterface, Remindable):
         await self._ensure_saga(order)
 
     async def _adopt_lost_ending(self, order: OrderState, run: SagaRun | None) -> None:
-        """The saga ended (or is gone) while the order is still in flight: its last writes never
-        reached the order. A saga leaves those as its custom status (order_service/saga.py), and
-        they are recorded now, as the saga meant them. Without them nothing runs on by itself, so
-        a person must look: NEEDS_ATTENTION, saying what the engine knows."""
-        left = _left_update(run)
-        if left is not None and _apply(order, [r.model_dump() for r in left.records],
-                                       left.unfinished.model_dump(mode="json") if left.unfinished else None) \
-                and order.status.terminal:
-            if left.event:
-                order.owed_events.append(left.event)
-            await self._save(order)
+        """The saga ended (or is gone) while the order is still in flight (order_rules.adopt_lost_ending)."""
+        engine_status, output, custom = (run.status, run.output, run.custom_status) if run else ("GONE", "", "")
+        verdict = rules.adopt_lost_ending(order, engine_status, output, custom, now_iso())
+        await self._save(order)
+        if verdict == "recorded":
             log.warning("order=%s step=saga outcome=RECORDED_LATE status=%s detail=what its saga could not record",
                         order.order_id, order.status)
             await self._drop_checkup(order)
-            await self._settle(order)
-            return
-        engine_status, output = (run.status, run.output) if run else ("GONE", "")
-        returned = output.strip('"') if output else ""
-        if returned in (OrderStatus.COMPLETED, OrderStatus.CANCELLED):
-            ending = Ending(status=returned, tracking_number=order.tracking_number)
         else:
-            ending = Ending(status=OrderStatus.FAILED, reason=FailureReason.INTERNAL_ERROR)
-        detail = (f"its saga {order.saga_instance_id} is {engine_status}"
-                  f"{f' (returned {returned})' if returned else ''} but never recorded its end here: "
-                  "check the stock, the payment and the shipment by hand, then close or retry the order")
-        order.timeline.append(TimelineEntry(at=now_iso(), step="saga", outcome="LOST", detail=detail,
-                                            key=f"lost:{order.saga_instance_id}"))
-        order.status, order.reason = OrderStatus.NEEDS_ATTENTION, ""
-        order.unfinished = Unfinished(calls=[], ending=ending, resume_status=OrderStatus.COMPENSATING)
-        order.owed_events.append(LifecycleEvent(order_id=order.order_id, type="needs_attention",
-                                                status=OrderStatus.NEEDS_ATTENTION, detail=detail[:200],
-                                                total_cents=order.request.total_cents))
-        await self._save(order)
-        log.error("order=%s step=saga outcome=LOST detail=%s", order.order_id, detail)
+            log.error("order=%s step=saga outcome=LOST detail=%s", order.order_id, order.timeline[-1].detail)
         await self._settle(order)
 
     async def _settle(self, order: OrderState, strict: bool = False) -> None:
@@ -424,7 +329,7 @@ class OrderActor(Actor, OrderActorInterface, Remindable):
                 order.owed_events.pop(0)
             if order.owes_cancel:
                 await ports().raise_event(order.saga_instance_id, CANCEL_EVENT,
-                                          {"reason": _cancel_reason(order)})
+                                          {"reason": rules.cancel_reason(order)})
                 order.cancel_raised = True
         except Exception as error:  # noqa: BLE001 - the sidecar, the broker or the engine: owed still
             await self._save(order)  # what was paid is not paid twice
@@ -513,53 +418,6 @@ class OrderActor(Actor, OrderActorInterface, Remindable):
         admission.current().note(order.order_id, order.status)  # every status change comes here
         metrics.IN_FLIGHT.note(order.order_id, getattr(self, "_stored_status", None), order.status, order.reason)
         self._stored_status = order.status
-
-
-def _apply(order: OrderState, records: list[dict], unfinished: dict | None) -> bool:
-    """Append the saga's timeline entries, each once per key; an entry with a `status` moves the
-    order's status (and reason) with it, unless a cancel was accepted and the status is one it
-    keeps the saga out of. Whether anything changed."""
-    changed = False
-    for record in records:
-        status = OrderStatus(record["status"]) if record.get("status") else None
-        if order.cancel_requested and status in CANCELLABLE | {OrderStatus.SHIPPING}:
-            continue  # refused: record_steps' answer tells the saga to unwind
-        key = record.get("key") or ""
-        if key and any(e.key == key for e in order.timeline):
-            continue  # a retried activity: already recorded
-        order.timeline.append(TimelineEntry(at=now_iso(), step=record["step"], outcome=record["outcome"],
-                                            detail=record.get("detail", ""), key=key))
-        if status and not order.status.terminal:
-            order.status = status
-            order.reason = record.get("reason", "")
-            if status == OrderStatus.NEEDS_ATTENTION and unfinished:
-                order.unfinished = Unfinished.model_validate(unfinished)
-            elif status.terminal:
-                order.unfinished = None
-        if record.get("tracking_number"):
-            order.tracking_number = record["tracking_number"]
-        changed = True
-    return changed
-
-
-def _left_update(run: SagaRun | None) -> OrderUpdate | None:
-    """The update a saga left as its custom status because the order never took it, if any."""
-    if run is None or not run.custom_status:
-        return None
-    try:
-        return OrderUpdate.model_validate_json(run.custom_status)
-    except ValueError:
-        return None
-
-
-def _placed_event(request: OrderRequest) -> LifecycleEvent:
-    return LifecycleEvent(order_id=request.order_id, type="placed", status=OrderStatus.PLACED.value,
-                          total_cents=request.total_cents)
-
-
-def _cancel_reason(order: OrderState) -> str:
-    requested = [e for e in order.timeline if e.key == "cancel:REQUESTED"]
-    return requested[-1].detail if requested else "cancelled by request"
 
 
 def _past(iso_time: str, seconds: float) -> bool:

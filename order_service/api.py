@@ -8,22 +8,19 @@ request is refused with INVALID_ARGUMENT naming the field before any actor is to
 from __future__ import annotations
 
 import logging
-import os
 import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
-from dapr.ext.workflow import DaprWorkflowClient
 from pydantic import ValidationError
 
 from order_service import admission, index
 from order_service import orders_pb2 as pb
 from order_service import orders_pb2_grpc as pb_grpc
-from order_service.actor_client import ActorCallError, ActorClient
 from order_service.domain import ID_PATTERN, OrderRequest, OrderStatus, describe
-from order_service.workflow_history import instance_history, started_version
+from order_service.sidecar import ActorCallError, Actors, Sidecar, started_version
 
 log = logging.getLogger("order_service.api")
 WATCH_POLL_S = 0.25  # how often an open watch looks at its order, at first and after a change
@@ -44,11 +41,9 @@ def server_threads(max_watchers: int) -> int:
 
 
 class OrderApi(pb_grpc.OrderServiceServicer):
-    def __init__(self, actors: ActorClient, workflows: DaprWorkflowClient | None = None, dapr=None,
-                 max_watchers: int = 64):
+    def __init__(self, actors: Actors, sidecar: Sidecar | None = None, max_watchers: int = 64):
         self._actors = actors
-        self._workflows = workflows
-        self._dapr = dapr  # a sync DaprClient factory, for the orders index
+        self._sidecar = sidecar  # the workflows' states and histories, the orders index
         self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="list-orders")
         self._max_watchers = max_watchers
         self._watch_slots = threading.BoundedSemaphore(max_watchers)
@@ -99,8 +94,7 @@ class OrderApi(pb_grpc.OrderServiceServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                           f"status: unknown status {request.status[:64]!r}; one of {', '.join(OrderStatus)}")
         try:
-            with self._dapr() as client:
-                labels = index.read_all(client)
+            labels = index.read_all(self._sidecar)
         except Exception as error:  # noqa: BLE001 - the sidecar or the store: a list cannot be made
             context.abort(grpc.StatusCode.UNAVAILABLE, f"the orders index could not be read: {_first_line(error)}")
         # A label is a hint: an order labelled IN_FLIGHT may have ended since (its label is
@@ -195,8 +189,8 @@ class OrderApi(pb_grpc.OrderServiceServicer):
         effort: the status itself already says STALLED)."""
         order_id = state["request"]["order_id"]
         try:
-            version = workflow_version(state["saga_instance_id"])
-            return self._actors.call(order_id, "note_stalled", {"version": version}) or state
+            version = started_version(self._sidecar.workflow_history(state["saga_instance_id"], timeout=10))
+            return self._actors.call(order_id, "note_stalled", {"version": version or "unknown"}) or state
         except (ActorCallError, grpc.RpcError) as error:
             log.warning("order=%s step=saga outcome=STALLED detail=not noted: %s", order_id, error)
             return state
@@ -204,22 +198,15 @@ class OrderApi(pb_grpc.OrderServiceServicer):
     def _saga_status(self, instance_id: str, order_ended: bool) -> str:
         """The workflow's runtime status; PURGED once a finished order's workflow history is
         gone (the Configuration's retention policy), NOT_STARTED before it exists."""
-        if not instance_id or self._workflows is None:
+        if not instance_id or self._sidecar is None:
             return ""
         try:
-            saga = self._workflows.get_workflow_state(instance_id, fetch_payloads=False)
+            status = self._sidecar.workflow_status(instance_id)
         except grpc.RpcError:
             return "UNKNOWN"
-        if saga is None:
+        if status is None:
             return "PURGED" if order_ended else "NOT_STARTED"
-        return saga.runtime_status.name
-
-
-def workflow_version(instance_id: str) -> str:
-    """The version an instance started with, from its history (our own sidecar's workflow API)."""
-    target = f"{os.environ.get('DAPR_RUNTIME_HOST', '127.0.0.1')}:{os.environ['DAPR_GRPC_PORT']}"
-    events = instance_history(target, os.environ.get("DAPR_API_TOKEN"), instance_id, timeout_s=10)
-    return started_version(events) or "unknown"
+        return status
 
 
 def _first_line(error: Exception) -> str:

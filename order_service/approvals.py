@@ -15,16 +15,16 @@ from cloudevents.sdk.event import v1
 from dapr.clients.grpc._response import TopicEventResponse
 
 from order_service import event_data
-from order_service.actor_client import ActorCallError, ActorClient
 from order_service.messages import ApprovalDecision
 from order_service.metrics import DEAD_LETTERS
+from order_service.sidecar import ActorCallError, Actors
 
 log = logging.getLogger("order_service.approvals")
 _FINAL = {"NOT_FOUND", "FAILED_PRECONDITION", "INVALID_ARGUMENT"}
 
 
 class ApprovalHandler:
-    def __init__(self, actors: ActorClient):
+    def __init__(self, actors: Actors):
         self._actors = actors
 
     def __call__(self, event: v1.Event) -> TopicEventResponse:

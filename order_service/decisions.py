@@ -1,4 +1,6 @@
-"""The saga's business decisions as small pure functions (unit-tested without a sidecar)."""
+"""The saga's business decisions as small pure functions (unit-tested without a sidecar).
+
+Replayed code: every saga version that calls them replays them; change one by adding another."""
 
 from __future__ import annotations
 
@@ -26,19 +28,6 @@ def reservation_failure(stock: StepResult, payment: StepResult) -> FailureReason
     if not payment.ok:
         return FailureReason.PAYMENT_UNAVAILABLE
     return None
-
-
-def batch_result(parts: list[StepResult]) -> StepResult:
-    """One result for a batch of calls: ok if all were; unknown if any may have happened
-    unnoticed; else the first definite no. The parts are kept for the timeline and the undo."""
-    refusals = [part.reason for part in parts if not part.ok and not part.unknown]
-    return StepResult(ok=all(part.ok for part in parts), unknown=any(part.unknown for part in parts),
-                      reason=refusals[0] if refusals else "", parts=parts)
-
-
-def must_undo(result: StepResult) -> bool:
-    """A step is compensated when it succeeded or may have: a definite no left nothing to undo."""
-    return result.ok or result.unknown
 
 
 def approval_outcome(decision: str) -> str:

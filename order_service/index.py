@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import zlib
 
-from dapr.aio.clients import DaprClient
-from dapr.clients.grpc._state import Concurrency, StateOptions
+import grpc
 from pydantic import BaseModel, Field
 
 from apphost.statestore import is_write_conflict
 from order_service.domain import IN_FLIGHT_LABEL
+from order_service.sidecar import Sidecar
 
 STORE = "order-store"
 # Many small shards: a shard is rewritten whole on every note, so its size, not the number of
@@ -35,29 +35,27 @@ def all_shard_keys() -> list[str]:
     return [f"orders-index|{n:04d}" for n in range(SHARDS)]
 
 
-async def note(client: DaprClient, order_id: str, label: str) -> None:
+async def note(sidecar: Sidecar, order_id: str, label: str) -> None:
     """Record `order_id` with `label`, retrying lost optimistic-concurrency races."""
     key = shard_key(order_id)
     for _ in range(_ATTEMPTS):
-        item = await client.get_state(STORE, key)
-        shard = Shard.model_validate_json(item.data) if item.data else Shard()
+        data, etag = await sidecar.get_state(STORE, key)
+        shard = Shard.model_validate_json(data) if data else Shard()
         if shard.orders.get(order_id) == label:
             return
         shard.orders[order_id] = label
         try:
-            await client.save_state(STORE, key, shard.model_dump_json(), etag=item.etag or None,
-                                    options=StateOptions(concurrency=Concurrency.first_write))
+            await sidecar.save_state_if(STORE, key, shard.model_dump_json().encode(), etag)
             return
-        except Exception as error:  # the aio client raises more than one error type for this
+        except grpc.RpcError as error:
             if not is_write_conflict(error):
                 raise
     raise RuntimeError(f"could not update {key} after {_ATTEMPTS} attempts")
 
 
-def read_all(client) -> dict[str, str]:
-    """Every indexed order with its label (a sync DaprClient: the API runs in threads)."""
+def read_all(sidecar: Sidecar) -> dict[str, str]:
+    """Every indexed order with its label (from a thread: the API runs in threads)."""
     labels: dict[str, str] = {}
-    for item in client.get_bulk_state(STORE, all_shard_keys()).items:
-        if item.data:
-            labels.update(Shard.model_validate_json(item.data).orders)
+    for data in sidecar.get_bulk_state(STORE, all_shard_keys()).values():
+        labels.update(Shard.model_validate_json(data).orders)
     return labels

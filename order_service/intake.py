@@ -22,9 +22,9 @@ from pydantic import BaseModel
 
 from apphost.observability import REQUESTS_REFUSED
 from order_service import admission, event_data
-from order_service.actor_client import ActorCallError, ActorClient
 from order_service.domain import OrderRequest
 from order_service.metrics import DEAD_LETTERS
+from order_service.sidecar import ActorCallError, Actors
 
 log = logging.getLogger("order_service.intake")
 _NEVER = {"INVALID_ARGUMENT", "ALREADY_EXISTS"}  # refusals a redelivery cannot change
@@ -44,7 +44,7 @@ PublishDeadLetter = Callable[[DeadLetter], None]
 
 
 class IntakeHandler:
-    def __init__(self, actors: ActorClient, dead_letters: PublishDeadLetter):
+    def __init__(self, actors: Actors, dead_letters: PublishDeadLetter):
         self._actors = actors
         self._dead_letters = dead_letters
 

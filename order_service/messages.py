@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from dapr_saga import Gate, StepResult  # noqa: F401 (re-exported: what steps answer, what the actor answers)
 from pydantic import BaseModel, ConfigDict, Field
 
 from order_service.domain import ID_PATTERN, LifecycleEvent, OrderRequest, Unfinished  # noqa: F401 (LifecycleEvent: re-exported)
@@ -84,18 +85,6 @@ class ShipmentCall(BaseModel):
         return f"{self.order_id}:ship"
 
 
-class StepResult(BaseModel):
-    """What a step did. `ok=False` with a business `reason` is a definite no (nothing was done);
-    `unknown=True` means it timed out or failed technically: it may still have happened."""
-
-    ok: bool
-    reason: str = ""
-    detail: str = ""
-    unknown: bool = False
-    name: str = ""  # of a part: the line's SKU
-    parts: list["StepResult"] = Field(default_factory=list)  # a batch's result per line
-
-
 class StepRecord(BaseModel):
     """A timeline entry for the actor; `status`/`reason` move the order's status with it."""
 
@@ -107,12 +96,6 @@ class StepRecord(BaseModel):
     status: str = ""
     reason: str = ""
     tracking_number: str = ""
-
-
-class Gate(BaseModel):
-    """The actor's answer to a status change: whether a cancel was accepted before it."""
-
-    cancel_requested: bool = False
 
 
 class OrderUpdate(BaseModel):

@@ -17,8 +17,8 @@ from decimal import Decimal, InvalidOperation
 import grpc
 
 from order_service import orders_pb2 as pb
-from order_service.actor_client import ActorCallError
 from order_service.domain import BEFORE_APPROVAL, ID_PATTERN, OrderState, OrderStatus
+from order_service.sidecar import ActorCallError
 from ordersaga.client import SagaClient
 
 SERVICES = ("inventory-service", "payment-service", "shipping-service")

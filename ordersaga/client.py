@@ -1,7 +1,8 @@
 """A client for a running stack, used by the CLI, the demo and the tests.
 
-Every call goes through a real Dapr sidecar: actor calls and publishing over the sidecar's HTTP
-API, service calls over gRPC proxying, workflow queries over the workflow API. With replicas,
+Every call goes through a real Dapr sidecar: actor calls as order-service makes them (its sidecar
+module, over gRPC, with the actor's refusals as structured errors), publishing over the sidecar's
+HTTP API, service calls over gRPC proxying, workflow queries over the workflow API. With replicas,
 any live sidecar will do: each call takes the first replica of the app it prefers whose sidecar
 runs (order-service's for actors and workflows), else any live sidecar of the stack. Calls to
 inventory-, payment- and shipping-service go through an order-service sidecar only: their
@@ -26,7 +27,8 @@ from apphost.faults import SERVICE_NAME as FAULTS_SERVICE
 from inventory_service import inventory_pb2 as inv_pb
 from inventory_service import inventory_pb2_grpc as inv_grpc
 from order_service import orders_pb2_grpc as orders_grpc
-from order_service.actor_client import ActorCallError, ActorClient
+from order_service.actor import ACTOR_TYPE
+from order_service.sidecar import ActorCallError, Actors, Sidecar
 from order_service.topics import APPROVALS_TOPIC, PUBSUB
 from ordersaga.stack import processes
 from ordersaga.stack.layout import APPS, AppPorts, StackState, replica_name
@@ -74,7 +76,10 @@ class SagaClient:
     # ---- orders (OrderActor through order-service's sidecar) ----------------------------
 
     def actor_call(self, order_id: str, method: str, payload: object = None, via: str = "order-service"):
-        return ActorClient(self._ports(via).dapr_http, api_token=self.state.api_token).call(order_id, method, payload)
+        port = self._ports(via).dapr_grpc
+        if ("actors", port) not in self._channels:
+            self._channels[("actors", port)] = Actors(Sidecar("127.0.0.1", port, self.state.api_token), ACTOR_TYPE)
+        return self._channels[("actors", port)].call(order_id, method, payload)
 
     def place(self, order_id: str, customer_id: str, items: list[tuple[str, int, int]]) -> dict:
         order = {

@@ -13,6 +13,9 @@ from tests.deploy.chart import CHART, ROOT
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
 
 
+KIT = "dapr-saga"  # the saga kit, a package of its own in the repository (its own pyproject)
+
+
 def runtime_packages() -> set[str]:
     """The packages pyproject.toml ships, minus the `ordersaga` tooling (CLI, supervisor, bench)."""
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
@@ -25,17 +28,17 @@ def test_the_base_is_python_311_slim():
 
 
 def test_only_the_runtime_packages_are_copied_and_installed_without_extras():
-    copied = set(re.findall(r"^COPY (\w+) \1$", DOCKERFILE, re.M))
-    assert copied == runtime_packages()
+    copied = set(re.findall(r"^COPY ([\w-]+) \1$", DOCKERFILE, re.M))
+    assert copied == runtime_packages() | {KIT}
     (install,) = re.findall(r"^RUN pip install (.*)$", DOCKERFILE, re.M)
-    assert install.split()[0] == "." and "[" not in install, "extras (stack, test) stay out of the image"
+    assert install.split()[:2] == [".", f"./{KIT}"] and "[" not in install, "extras (stack, test) stay out of the image"
 
 
 def test_the_build_context_holds_only_what_the_image_needs():
     lines = [line for line in (ROOT / ".dockerignore").read_text().splitlines() if line and not line.startswith("#")]
     assert lines[0] == "*", "an allowlist: .venv, .git and the run directory's tokens never reach the context"
     allowed = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
-    assert allowed == runtime_packages() | {"pyproject.toml", "README.md"}
+    assert allowed == runtime_packages() | {KIT, "pyproject.toml", "README.md"}
 
 
 def test_the_image_user_is_the_charts():

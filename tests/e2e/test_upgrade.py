@@ -1,4 +1,4 @@
-"""A release that changes the saga, with sagas in flight (README, "Changing the saga").
+"""A release that changes the saga, with sagas in flight (docs/changing-the-saga.md).
 
 Orders wait at the approval gate under the latest version; order-service restarts with a newer
 one registered beside it (tests/e2e/upgrade_saga.py: the latest and one more step); the parked

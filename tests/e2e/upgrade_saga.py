@@ -11,8 +11,7 @@ from __future__ import annotations
 import dapr.ext.workflow as wf
 
 from order_service.messages import OrderUpdate, SagaInput, StepRecord
-from order_service.saga import BOOKKEEPING_RETRY
-from order_service.saga_v2 import order_saga_v2
+from order_service.sagas.v2 import BOOKKEEPING_RETRY, order_saga_v2
 
 VERSION = "next-test"
 EXTRA_SAGA_VERSION = f"{__name__}:order_saga_next_test:{VERSION}"

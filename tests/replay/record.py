@@ -21,7 +21,7 @@ from typing import Callable
 from google.protobuf.json_format import MessageToDict
 
 from order_service import orders_pb2 as pb
-from order_service.workflow_history import instance_history, started_version
+from order_service.sidecar import Sidecar, started_version
 from ordersaga.client import TERMINAL, SagaClient
 from ordersaga.stack.stack import Stack
 
@@ -124,7 +124,7 @@ PATHS = [
 
 def history(client: SagaClient, instance_id: str) -> list[dict]:
     port = client.state.app_ports("order-service")[0].dapr_grpc
-    events = instance_history(f"127.0.0.1:{port}", client.state.api_token, instance_id)
+    events = Sidecar("127.0.0.1", port, client.state.api_token).workflow_history(instance_id)
     if not started_version(events):
         raise RuntimeError(f"{instance_id} records no workflow version: is the workflow registered as versioned?")
     return [MessageToDict(event) for event in events]

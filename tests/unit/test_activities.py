@@ -14,6 +14,7 @@ from grpc.aio import AioRpcError, Metadata
 from order_service import activities
 from order_service.activities import ServiceUnavailable
 from order_service.messages import PaymentCall, ShipmentCall, StockLine, StockLines
+from order_service.sidecar import Sidecar
 
 
 def late(*args, **kwargs):
@@ -31,7 +32,7 @@ class LateStub:
 def late_services(monkeypatch):
     for stub in ("_inventory", "_payments", "_shipping"):
         monkeypatch.setattr(activities, stub, LateStub)
-    monkeypatch.setattr(activities, "sidecar_metadata", lambda: ())
+    monkeypatch.setattr(activities, "sidecar", lambda: Sidecar("127.0.0.1", 1))
 
 
 PAYMENT = PaymentCall(order_id="o-1", customer_id="c-1", amount_cents=100, deadline_s=1)

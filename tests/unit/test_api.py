@@ -16,9 +16,9 @@ from apphost import server as apphost
 from order_service import api
 from order_service import orders_pb2 as pb
 from order_service import orders_pb2_grpc as pb_grpc
-from order_service.actor_client import ActorCallError
 from order_service.api import OrderApi
 from order_service.settings import Settings
+from order_service.sidecar import ActorCallError
 
 
 def order_state(order_id: str, status: str = "AWAITING_APPROVAL") -> dict:
@@ -137,25 +137,21 @@ class Context:
         raise Aborted(code, message)
 
 
-class FakeIndex:
+class FakeSidecar:
+    """The orders index's labels; every saga runs."""
+
     def __init__(self, labels: dict[str, str]):
         self.labels = labels
 
-    def __call__(self):  # the DaprClient factory
-        return self
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
+    def workflow_status(self, instance_id):
+        return "RUNNING"
 
 
 @pytest.fixture()
 def listing(monkeypatch):
     def make(labels, actors):
         monkeypatch.setattr(api.index, "read_all", lambda client: dict(client.labels))
-        return OrderApi(actors, dapr=FakeIndex(labels))
+        return OrderApi(actors, FakeSidecar(labels))
     return make
 
 
@@ -191,5 +187,5 @@ def test_an_index_that_cannot_be_read_is_unavailable(monkeypatch):
 
     monkeypatch.setattr(api.index, "read_all", broken)
     with pytest.raises(Aborted) as refused:
-        OrderApi(FakeActors(), dapr=FakeIndex({})).ListOrders(pb.ListOrdersRequest(), Context())
+        OrderApi(FakeActors(), FakeSidecar({})).ListOrders(pb.ListOrdersRequest(), Context())
     assert refused.value.args[0] == grpc.StatusCode.UNAVAILABLE and "index" in refused.value.args[1]

@@ -1,4 +1,4 @@
-from order_service.decisions import batch_result, must_undo, needs_approval, reservation_failure
+from order_service.decisions import needs_approval, reservation_failure
 from order_service.messages import StepResult
 
 OK = StepResult(ok=True)
@@ -8,7 +8,7 @@ UNKNOWN = StepResult(ok=False, unknown=True, reason="TIMEOUT")
 
 
 def batch(*parts: StepResult) -> StepResult:
-    return batch_result(list(parts))
+    return StepResult.batch(list(parts))
 
 
 def test_business_answers_win_over_unknown_ones():
@@ -23,17 +23,6 @@ def test_business_answers_win_over_unknown_ones():
 def test_a_batch_that_failed_as_a_whole_is_unknown():
     failed = StepResult(ok=False, unknown=True, reason="ERROR")  # no parts: the activity itself failed
     assert reservation_failure(failed, OK) == "INVENTORY_UNAVAILABLE"
-
-
-def test_a_batch_is_ok_only_when_every_line_is():
-    assert batch(OK, OK).ok
-    assert not batch(OK, UNKNOWN).ok and batch(OK, UNKNOWN).unknown
-    assert batch(OK, SHORT).reason == "OUT_OF_STOCK" and not batch(OK, SHORT).unknown
-
-
-def test_only_a_definite_no_is_left_alone():
-    assert must_undo(OK) and must_undo(UNKNOWN)
-    assert not must_undo(SHORT)
 
 
 def test_the_threshold_itself_needs_approval():

@@ -5,8 +5,8 @@ import json
 import pytest
 from cloudevents.sdk.event import v1
 
-from order_service.actor_client import ActorCallError
 from order_service.intake import IntakeHandler, parse_request
+from order_service.sidecar import ActorCallError
 
 ORDER = {"order_id": "o-1", "customer_id": "c-1", "items": [{"sku": "apple", "quantity": 2, "unit_price_cents": 150}]}
 
