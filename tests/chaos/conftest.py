@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from ordersaga.client import SagaClient
-from ordersaga.stack.stack import Stack
+from ordersaga.stack.stack import Stack, StackError
 from tests.conftest import _MEASURED, PRODUCTION_REPLICAS, TEST_SETTINGS
 from tests.helpers.verdict import EVIDENCE, Tally
 
@@ -37,6 +37,7 @@ APPROVAL_TIMEOUT_S = 600
 FAULT_SETTINGS = dict(TEST_SETTINGS, ORDERSAGA_STEP_TIMEOUT_S=str(STEP_TIMEOUT_S),
                       ORDERSAGA_APPROVAL_TIMEOUT_S=str(APPROVAL_TIMEOUT_S))
 PROFILES = ["embedded", "production"]
+START_ATTEMPTS = 3
 
 
 def _log(message: str) -> None:
@@ -52,15 +53,28 @@ class FaultStacks:
 
     def get(self, profile: str) -> Stack:
         if profile not in self.stacks:
-            # PostgreSQL runs as the postgres user under root: a folder it can reach.
-            scratch = Path(tempfile.mkdtemp(prefix=f"ordersaga-faults-{profile}-"))
-            scratch.chmod(0o711)
-            self.scratch.append(scratch)
-            stack = Stack(scratch / ".ordersaga", tie_to_parent=True, log=_log, extra_env=FAULT_SETTINGS)
+            for attempt in range(START_ATTEMPTS):
+                stack = self._new(profile)
+                try:
+                    stack.up(timeout=180, profile=profile, proxied=True,
+                             replicas=PRODUCTION_REPLICAS if profile == "production" else 1)
+                    break
+                except StackError as error:
+                    # Other stacks on the machine pick ports from the same range: one may take a
+                    # port of ours between its pick and our start. A new stack, new ports.
+                    print(f"fault stack ({profile}) did not start (attempt {attempt + 1}): {error}")
+                    stack.down()
+                    if attempt + 1 == START_ATTEMPTS:
+                        raise
             self.stacks[profile] = stack
-            stack.up(timeout=180, profile=profile, proxied=True,
-                     replicas=PRODUCTION_REPLICAS if profile == "production" else 1)
         return self.stacks[profile]
+
+    def _new(self, profile: str) -> Stack:
+        # PostgreSQL runs as the postgres user under root: a folder it can reach.
+        scratch = Path(tempfile.mkdtemp(prefix=f"ordersaga-faults-{profile}-"))
+        scratch.chmod(0o711)
+        self.scratch.append(scratch)
+        return Stack(scratch / ".ordersaga", tie_to_parent=True, log=_log, extra_env=FAULT_SETTINGS)
 
     def close(self) -> list[str]:
         """Stops every stack and removes its files; the logs of a stack where violations were
