@@ -37,8 +37,11 @@ production: runtime
 replay-record: runtime
 	$(PY) -m tests.replay.record
 
+# The long runs: the kill matrix (three rounds, every step), every kind of fault on every process
+# and hop of both profiles, longer pauses and partitions, random histories, ten failovers.
 soak: runtime
-	$(PY) -m pytest tests/chaos --chaos-soak
+	$(VENV)/bin/ordersaga runtime --profile production
+	$(PY) -m pytest tests/chaos tests/production/test_failover.py --chaos-soak
 
 # The long fuzz profile (tests/fuzz): generated inputs at every door and random histories with
 # faults and kills, for about FUZZ_MINUTES; FUZZ_SEED=N replays a run (its seed is printed at
