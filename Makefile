@@ -89,7 +89,7 @@ chart: venv
 
 # A single-node Kubernetes from upstream sources (ordersaga/cluster/): built once into the user
 # cache, then etcd, the control plane, containerd, the kubelet, kube-proxy and CoreDNS start
-# here, as root. `k8s-install` runs the README's "Deploying to Kubernetes" on it (Dapr from its
+# here, as root. `k8s-install` runs docs/deploying.md on it (Dapr from its
 # own chart, PostgreSQL and Kafka on the host, the Secrets, our chart); `make k8s` brings it up,
 # installs, runs tests/k8s and stops it again, even when a test fails.
 .PHONY: k8s-up k8s-down k8s-install k8s-test k8s
