@@ -37,8 +37,11 @@ production: runtime
 replay-record: runtime
 	$(PY) -m tests.replay.record
 
+# The long runs: the kill matrix (three rounds, every step), every kind of fault on every process
+# and hop of both profiles, longer pauses and partitions, random histories, ten failovers.
 soak: runtime
-	$(PY) -m pytest tests/chaos --chaos-soak
+	$(VENV)/bin/ordersaga runtime --profile production
+	$(PY) -m pytest tests/chaos tests/production/test_failover.py --chaos-soak
 
 # The long fuzz profile (tests/fuzz): generated inputs at every door and random histories with
 # faults and kills, for about FUZZ_MINUTES; FUZZ_SEED=N replays a run (its seed is printed at
@@ -86,7 +89,7 @@ chart: venv
 
 # A single-node Kubernetes from upstream sources (ordersaga/cluster/): built once into the user
 # cache, then etcd, the control plane, containerd, the kubelet, kube-proxy and CoreDNS start
-# here, as root. `k8s-install` runs the README's "Deploying to Kubernetes" on it (Dapr from its
+# here, as root. `k8s-install` runs docs/deploying.md on it (Dapr from its
 # own chart, PostgreSQL and Kafka on the host, the Secrets, our chart); `make k8s` brings it up,
 # installs, runs tests/k8s and stops it again, even when a test fails.
 .PHONY: k8s-up k8s-down k8s-install k8s-test k8s

@@ -24,17 +24,19 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14\x61pphost/faults.proto\x12\x13ordersaga.faults.v1\"h\n\rFaultSettings\x12\x12\n\nerror_rate\x18\x01 \x01(\x01\x12\x15\n\rdelay_seconds\x18\x02 \x01(\x01\x12\x0f\n\x07methods\x18\x03 \x03(\t\x12\x1b\n\x13\x64\x65lay_after_seconds\x18\x04 \x01(\x01\"\x12\n\x10GetFaultsRequest2\xa9\x01\n\x06\x46\x61ults\x12M\n\x03Set\x12\".ordersaga.faults.v1.FaultSettings\x1a\".ordersaga.faults.v1.FaultSettings\x12P\n\x03Get\x12%.ordersaga.faults.v1.GetFaultsRequest\x1a\".ordersaga.faults.v1.FaultSettingsb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14\x61pphost/faults.proto\x12\x13ordersaga.faults.v1\"\x97\x01\n\rFaultSettings\x12\x12\n\nerror_rate\x18\x01 \x01(\x01\x12\x15\n\rdelay_seconds\x18\x02 \x01(\x01\x12\x0f\n\x07methods\x18\x03 \x03(\t\x12\x1b\n\x13\x64\x65lay_after_seconds\x18\x04 \x01(\x01\x12-\n\x05rules\x18\x05 \x03(\x0b\x32\x1e.ordersaga.faults.v1.FaultRule\"\x87\x01\n\tFaultRule\x12\x12\n\nkey_prefix\x18\x01 \x01(\t\x12\x0f\n\x07methods\x18\x02 \x03(\t\x12\x12\n\nerror_rate\x18\x03 \x01(\x01\x12\x15\n\rdelay_seconds\x18\x04 \x01(\x01\x12\x1b\n\x13\x64\x65lay_after_seconds\x18\x05 \x01(\x01\x12\r\n\x05times\x18\x06 \x01(\r\"\x12\n\x10GetFaultsRequest2\xa9\x01\n\x06\x46\x61ults\x12M\n\x03Set\x12\".ordersaga.faults.v1.FaultSettings\x1a\".ordersaga.faults.v1.FaultSettings\x12P\n\x03Get\x12%.ordersaga.faults.v1.GetFaultsRequest\x1a\".ordersaga.faults.v1.FaultSettingsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'apphost.faults_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_FAULTSETTINGS']._serialized_start=45
-  _globals['_FAULTSETTINGS']._serialized_end=149
-  _globals['_GETFAULTSREQUEST']._serialized_start=151
-  _globals['_GETFAULTSREQUEST']._serialized_end=169
-  _globals['_FAULTS']._serialized_start=172
-  _globals['_FAULTS']._serialized_end=341
+  _globals['_FAULTSETTINGS']._serialized_start=46
+  _globals['_FAULTSETTINGS']._serialized_end=197
+  _globals['_FAULTRULE']._serialized_start=200
+  _globals['_FAULTRULE']._serialized_end=335
+  _globals['_GETFAULTSREQUEST']._serialized_start=337
+  _globals['_GETFAULTSREQUEST']._serialized_end=355
+  _globals['_FAULTS']._serialized_start=358
+  _globals['_FAULTS']._serialized_end=527
 # @@protoc_insertion_point(module_scope)

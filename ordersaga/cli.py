@@ -339,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.kube and args.command in _LOCAL_ONLY:
         return cli_orders.fail(f"`{args.command}` is for the local stack; with --kube, the cluster runs ordersaga "
-                               "(kubectl and helm manage it: README, \"Deploying to Kubernetes\")", code=2)
+                               "(kubectl and helm manage it: docs/deploying.md)", code=2)
     try:
         return args.func(args)
     except UsageError as error:

@@ -201,11 +201,14 @@ class SagaClient:
         return stub.GetShipment(ship_pb.ShipmentRef(idempotency_key=f"{order_id}:ship"), **self._to("shipping-service"))
 
     def set_faults(self, app_id: str, error_rate: float = 0.0, delay_seconds: float = 0.0,
-                   methods: tuple[str, ...] = (), delay_after_seconds: float = 0.0) -> faults_pb2.FaultSettings:
+                   methods: tuple[str, ...] = (), delay_after_seconds: float = 0.0,
+                   rules: list[faults_pb2.FaultRule] = ()) -> faults_pb2.FaultSettings:
         """Faults live in each process: set them on every live replica of the app, each called on
-        its own app port (with the app token), since a call through Dapr reaches one replica."""
+        its own app port (with the app token), since a call through Dapr reaches one replica.
+        `rules`: faults for the calls of some orders only (`FaultRule(key_prefix=...)`); they
+        replace the app's rules, like the rest of its settings."""
         settings = faults_pb2.FaultSettings(error_rate=error_rate, delay_seconds=delay_seconds, methods=list(methods),
-                                            delay_after_seconds=delay_after_seconds)
+                                            delay_after_seconds=delay_after_seconds, rules=list(rules))
         self.state = StackState.load(self.state.run_dir) or self.state  # the pids as they are now
         replies = []
         for index, ports in enumerate(self.state.app_ports(app_id)):

@@ -174,7 +174,7 @@ num.partitions={MIN_PARTITIONS}
 log.retention.hours={RETENTION_HOURS}
 # One node has no replica to keep a message the kernel had not written out yet: flush every
 # message before it is acknowledged, so an approval the broker took survives power loss, as
-# on the embedded profile (a cluster keeps that promise with replicas: README).
+# on the embedded profile (a cluster keeps that promise with replicas: docs/deploying.md).
 log.flush.interval.messages=1
 """)
 

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import ctypes
 import os
+import queue
 import signal
 import subprocess
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -52,6 +54,51 @@ def _die_with_parent() -> None:
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+class _Spawner(threading.Thread):
+    """The kernel sends the death signal when the *thread* that started the child ends, not the
+    process: a process tied to its parent but started from a short-lived thread (a test running
+    two stacks at once, a thread each) got SIGTERM as soon as that thread was done. Such children
+    are started from this one thread instead, which lives as long as the process."""
+
+    def __init__(self):
+        super().__init__(name="ordersaga-spawner", daemon=True)
+        self.jobs: queue.Queue = queue.Queue()
+
+    def run(self) -> None:
+        while True:
+            start, outcome = self.jobs.get()
+            try:
+                outcome.append((start(), None))
+            except BaseException as error:  # noqa: BLE001 - handed to the caller
+                outcome.append((None, error))
+
+    def call(self, start):
+        outcome: list = []
+        self.jobs.put((start, outcome))
+        while not outcome:
+            time.sleep(0.005)
+        result, error = outcome[0]
+        if error is not None:
+            raise error
+        return result
+
+
+_spawner: _Spawner | None = None
+_spawner_lock = threading.Lock()
+
+
+def _in_lasting_thread(start):
+    """`start()` in a thread that lives as long as the process (the main one, or the spawner)."""
+    global _spawner
+    if threading.current_thread() is threading.main_thread():
+        return start()
+    with _spawner_lock:
+        if _spawner is None:
+            _spawner = _Spawner()
+            _spawner.start()
+    return _spawner.call(start)
+
+
 def spawn(
     name: str,
     argv: list[str],
@@ -76,17 +123,20 @@ def spawn(
     with log_path.open("ab") as log:
         log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting {name}: {' '.join(argv)}\n".encode())
         log.flush()
-        proc = subprocess.Popen(
-            argv,
-            env=env,
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=_die_with_parent if tie_to_parent else None,
-            **({"user": user, "group": user, "extra_groups": []} if user else {}),
-        )
+        def start() -> subprocess.Popen:
+            return subprocess.Popen(
+                argv,
+                env=env,
+                cwd=cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent if tie_to_parent else None,
+                **({"user": user, "group": user, "extra_groups": []} if user else {}),
+            )
+
+        proc = _in_lasting_thread(start) if tie_to_parent else start()
     start_time = None
     for _ in range(100):
         start_time = proc_start_time(proc.pid)

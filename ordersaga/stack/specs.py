@@ -13,10 +13,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ordersaga.stack.layout import HOST
 
-# Start order: stores, brokers, the certificate authority (Sentry) and the trace backend
-# (--observe), then the control plane, then the apps with their sidecars (and the --observe
-# console beside them).
-WAVES = (("store", "broker", "ca", "telemetry"), ("control",), ("app", "sidecar", "console"))
+# Start order: stores, brokers, the certificate authority (Sentry), the trace backend
+# (--observe) and the fault proxies (a proxied stack), then the control plane, then the apps with
+# their sidecars (and the --observe console beside them).
+WAVES = (("store", "broker", "ca", "telemetry", "proxy"), ("control",), ("app", "sidecar", "console"))
 
 
 @dataclass
@@ -26,7 +26,7 @@ class ProcessSpec:
     env: dict[str, str]
     ports: list[int]
     healthy: Callable[[], bool]
-    kind: str  # "store", "broker", "ca", "telemetry", "control", "app", "sidecar" or "console"
+    kind: str  # "store", "broker", "ca", "telemetry", "proxy", "control", "app", "sidecar" or "console"
     app_id: str = ""
     before_start: Callable[[], None] | None = None  # e.g. initdb, formatting a log directory
     after_start: Callable[[], None] | None = None  # e.g. creating databases, streams, topics

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from apphost.faults import FAULT_INJECTION_ENV
-from ordersaga.stack import processes, sentry, zipkin
+from ordersaga.stack import processes, sentry, toxiproxy, zipkin
 from ordersaga.stack.layout import (
     APPS,
     HOST,
@@ -37,6 +37,13 @@ from ordersaga.stack.specs import WAVES, ProcessSpec, grpc_serving, http_ok
 DEFAULT_START_TIMEOUT_S = 90.0
 SIDECAR_METRICS_ENV = "ORDERSAGA_SIDECAR_METRICS"  # "1": the sidecars serve Prometheus metrics
 START_RETRIES = 2
+# How fast placement drops a host that stopped answering (a paused or cut-off sidecar; a killed
+# one closes its stream and is dropped at once): a ping every second, 2 s to answer it (defaults
+# 2 s and 3 s). tests/production's failover test measures what it buys. The dissemination
+# timeout stays at its default (8 s): at 4 s, on a loaded machine, placement dropped a slow
+# sidecar in the middle of a rebalance and never disseminated again, and every actor call hung
+# (the chaos suite's scheduler-window test; upstream dapr/dapr#9885 is open on that path).
+PLACEMENT_FAILURE_DETECTION = ["--keepalive-time=1s", "--keepalive-timeout=2s"]
 
 
 class StackError(RuntimeError):
@@ -62,9 +69,11 @@ class Stack:
     # ---- public operations -------------------------------------------------------------
 
     def up(self, timeout: float = DEFAULT_START_TIMEOUT_S, profile: str | None = None,
-           replicas: int | None = None, observe: bool | None = None) -> StackState:
+           replicas: int | None = None, observe: bool | None = None, proxied: bool = False) -> StackState:
         """Start what is missing. `profile`, `replicas` and `observe` default to the stack's own
-        (from stack.json), or to ORDERSAGA_PROFILE, 1 and off for a new one."""
+        (from stack.json), or to ORDERSAGA_PROFILE, 1 and off for a new one. `proxied`: route the
+        stack's network hops through fault proxies (ordersaga/stack/toxiproxy.py), from a cold
+        start on; a stack started so stays so."""
         if replicas is not None and replicas < 1:
             raise StackError(f"--replicas must be at least 1, not {replicas}")
         state = self._load_or_new(profile, replicas, observe)
@@ -77,6 +86,7 @@ class Stack:
                 raise StackError(str(error)) from None
         binaries = ensure_dapr(log=self.log)
         state.dapr_version = binaries.version
+        self._proxies(state, proxied)
         for sub in ("logs", "data", "data/nats", "data/scheduler"):
             (self.run_dir / sub).mkdir(parents=True, exist_ok=True)
         self._stop_surplus_replicas(state)
@@ -267,6 +277,7 @@ class Stack:
                     f"--healthz-port={p.placement_healthz}",
                     f"--healthz-listen-address={HOST}",
                     "--enable-metrics=false",
+                    *PLACEMENT_FAILURE_DETECTION,
                     *tls,
                 ],
                 env=dict(base_env, **(sentry.control_plane_env(creds, "dapr-placement") if creds else {})),
@@ -304,7 +315,29 @@ class Stack:
                 specs += self._replica_specs(state, dapr, chosen, app_id, index, ports, base_env)
         if state.observe:
             specs += self._observe_specs(state, base_env)
+        if toxiproxy.enabled(self.run_dir):
+            specs = toxiproxy.route(state, specs, getattr(self, "_toxiproxy_binary", None))
         return specs
+
+    def _proxies(self, state: StackState, wanted: bool) -> None:
+        """Fault proxies: planned on a cold start when `wanted`, built once, moved off ports
+        taken meanwhile on a cold start."""
+        cold = not any(processes.is_running(rec) for rec in state.processes.values())
+        if wanted and not toxiproxy.enabled(self.run_dir):
+            if not cold:
+                raise StackError(f"the stack in {self.run_dir} runs without fault proxies: "
+                                 "`ordersaga down` first to start it with them")
+            toxiproxy.plan(state, create=True)
+        if toxiproxy.enabled(self.run_dir):
+            try:
+                self._toxiproxy_binary = toxiproxy.ensure_toxiproxy(self.log)
+            except toxiproxy.ProxyError as error:
+                raise StackError(str(error)) from None
+            plan = toxiproxy.plan(state)
+            if cold:
+                toxiproxy.reassign_busy(state, plan)
+            elif "toxiproxy" in state.processes and processes.is_running(state.processes["toxiproxy"]):
+                toxiproxy.Toxiproxy(plan["ports"]["api"]).ensure(toxiproxy.hops(state, plan))  # replicas added
 
     def _observe_specs(self, state: StackState, base_env: dict[str, str]) -> list[ProcessSpec]:
         """`--observe`: the trace backend (first wave, so the first spans have somewhere to go)
@@ -509,7 +542,8 @@ class Stack:
 def stop_order(records) -> list[str]:
     """Apps first (they drain through their sidecars), then sidecars, the control plane, the
     broker, and the stores last."""
-    rank = {"console": 0, "app": 0, "sidecar": 1, "control": 2, "ca": 3, "broker": 3, "store": 4, "telemetry": 5}
+    rank = {"console": 0, "app": 0, "sidecar": 1, "control": 2, "ca": 3, "broker": 3, "store": 4, "telemetry": 5,
+            "proxy": 5}
 
     infra = {"nats": "broker", "kafka": "broker", "postgres": "store", "placement": "control", "scheduler": "control",
              "sentry": "ca", "zipkin": "telemetry", "console": "console"}

@@ -71,6 +71,11 @@ def scenario_orders(step: Step, ids, rounds: int):
 @pytest.mark.parametrize("target", TARGETS)
 def test_kill_at_step(stack, saga, ids, request, target, step):
     rounds = 3 if request.config.getoption("--chaos-soak") else 1
+    kill_at_step(stack, saga, ids, target, step, rounds)
+
+
+def kill_at_step(stack, saga, ids, target: str, step: Step, rounds: int) -> int:
+    """One kill of `target` with orders held at `step`; the number of orders it checked."""
     orders, stock = scenario_orders(step, ids, rounds)
     for sku, on_hand in stock.items():
         saga.set_stock(sku, on_hand)
@@ -98,6 +103,7 @@ def test_kill_at_step(stack, saga, ids, request, target, step):
     print(f"chaos {target} at {step.name}: {len(orders)} orders -> {outcomes}")
     if step.name == "waiting-for-approval":
         assert outcomes == ["COMPLETED"] * len(orders), "an approved order must complete after a crash"
+    return len(orders)
 
 
 def _clear_faults(saga, service: str) -> None:

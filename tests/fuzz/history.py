@@ -3,10 +3,14 @@
 A history is a seeded sequence of operations: place, the same place again, other content under
 an existing id, approve, reject, a decision repeated or arriving late, cancel, faults on a
 service (errors and delay, cleared a few operations later), SIGKILL and restart of a random
-process, and pauses that let sagas move. The model remembers what was asked and when; after the
-history every order must end, and its ending must be one the model allows (`Model.allowed`),
-the invariants must hold (tests/helpers/invariants.py), and every order's lifecycle events on
-`order-events` must be there once per stable id: nothing lost, nothing published twice.
+process, and pauses that let sagas move. With `fault_kinds` (on the chaos suite's proxied fault
+stacks, tests/chaos/test_fault_histories.py) also the new kinds of fault: a late reply to one
+step or undo of the next order (the work done after its step timeout, or answered after it), a
+process frozen (SIGSTOP) for a while, a network hop partitioned or resetting for a while. The
+model remembers what was asked and when; after the history every order must end, and its ending
+must be one the model allows (`Model.allowed`), the invariants must hold
+(tests/helpers/invariants.py), and every order's lifecycle events on `order-events` must be
+there once per stable id: nothing lost, nothing published twice.
 
 The same seed gives the same operations (not the same timing: the stack runs in real time).
 """
@@ -20,10 +24,12 @@ from dataclasses import dataclass, field
 
 import grpc
 
+from apphost import faults_pb2
 from order_service import orders_pb2 as pb
 from order_service.topics import EVENTS_TOPIC
 from ordersaga.client import TERMINAL, SagaClient
 from ordersaga.eventfeed import feed_for
+from ordersaga.stack import pause, toxiproxy
 from tests.conftest import APPROVAL_TIMEOUT_S
 from tests.helpers.invariants import check_invariants
 
@@ -40,6 +46,14 @@ TERMINAL_BOUND_S = 300
 # Operations and how often they come.
 WEIGHTS = {"place": 6, "place_again": 2, "place_other": 1, "approve": 3, "reject": 2, "decide_again": 1,
            "cancel": 2, "fault": 1, "kill": 1, "pause": 2}
+# The new kinds of fault, with `fault_kinds`.
+FAULT_KIND_WEIGHTS = {"late": 2, "freeze": 1, "partition": 1, "reset": 1}
+# A late reply: (service, method) of a step or an undo; its next order's call answers late.
+LATE_CALLS = [("inventory-service", "ReserveLines"), ("inventory-service", "ReleaseLines"),
+              ("inventory-service", "CommitLines"), ("payment-service", "Authorize"), ("payment-service", "Capture"),
+              ("payment-service", "Void"), ("payment-service", "Refund"), ("shipping-service", "CreateShipment"),
+              ("shipping-service", "CancelShipment")]
+NOT_TARGETS = {"toxiproxy", "zipkin", "console"}
 TRANSIENT = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
 
 
@@ -76,10 +90,21 @@ class History:
     log: list[str] = field(default_factory=list)
     operations: int = 0
     counts: dict[str, int] = field(default_factory=dict)  # operations by kind
+    fault_kinds: bool = False  # also late replies, frozen processes, partitions and resets
+    approval_timeout_s: float = APPROVAL_TIMEOUT_S
+    step_timeout_s: float = 15
+    global_faults: dict[str, tuple[float, float]] = field(default_factory=dict)  # service -> (error rate, delay)
+    rules: dict[str, list] = field(default_factory=dict)  # service -> late-reply rules of its next orders
 
     def __post_init__(self):
         self.rng = random.Random(self.seed)
         self.name = f"h{self.seed}-{self.rng.randrange(16**6):06x}"
+        self.weights = dict(WEIGHTS, **(FAULT_KIND_WEIGHTS if self.fault_kinds else {}))
+        # Every process of the stack may be killed or frozen (the proxies are the test's tool).
+        # (The embedded stack's processes are KILL_TARGETS: their order is kept, so a seed picks
+        # the same targets as it did before other stacks ran histories.)
+        processes = {n for n in self.stack.state().processes if n not in NOT_TARGETS}
+        self.targets = KILL_TARGETS if processes == set(KILL_TARGETS) else sorted(processes)
         self.skus = [f"{self.name}-sku{n}" for n in range(2)]
         self.customers = {f"{self.name}-rich": RICH_CREDIT, f"{self.name}-poor": POOR_CREDIT}
 
@@ -93,7 +118,7 @@ class History:
             self.client.set_credit(customer, limit)
         violations = []
         for _ in range(self.length):
-            operation = self.rng.choices(list(WEIGHTS), weights=list(WEIGHTS.values()))[0]
+            operation = self.rng.choices(list(self.weights), weights=list(self.weights.values()))[0]
             if operation != "place" and not self.orders:
                 operation = "place"
             try:
@@ -131,7 +156,9 @@ class History:
         if code != grpc.StatusCode.OK:
             raise Violation(f"place {order_id}: a new valid order was refused: {code.name} {details}")
         self.orders[order_id] = Order(order_id, customer, items, time.monotonic(),
-                                      disturbed=bool(self.faulted))
+                                      disturbed=bool(self.faulted) or any(
+                                          rule.key_prefix == f"{order_id}:" for rules in self.rules.values()
+                                          for rule in rules))
 
     def op_place_again(self) -> None:
         order = self._pick()
@@ -173,13 +200,14 @@ class History:
     def op_fault(self) -> None:
         service = self.rng.choice(SERVICES)
         error_rate, delay = self.rng.choice([0.2, 0.5]), self.rng.choice([0.0, 0.5, 2.0])
-        self.client.set_faults(service, error_rate=error_rate, delay_seconds=delay)
+        self.global_faults[service] = (error_rate, delay)
+        self._apply_faults(service)
         self.faulted[service] = self.rng.randint(1, 3)
         self._disturb()
         self.note(f"faults on {service}: error rate {error_rate}, delay {delay}s")
 
     def op_kill(self) -> None:
-        target = self.rng.choice(KILL_TARGETS)
+        target = self.rng.choice(self.targets)
         self.note(f"kill -9 {target}")
         self._disturb()
         self.stack.kill(target)
@@ -187,11 +215,59 @@ class History:
         self.stack.up(timeout=120)
         if target in self.faulted:  # a restarted service starts without faults
             del self.faulted[target]
+        if target in SERVICES and (self.rules.get(target) or target in self.global_faults):
+            self._apply_faults(target)  # ... so the ones still due are set again
         self.note(f"restarted {target}")
 
     def op_pause(self) -> None:
         time.sleep(self.rng.choice([0.5, 1.0, 3.0]))
 
+    # ---- the new kinds of fault (fault_kinds) ------------------------------------------------
+
+    def op_late(self) -> None:
+        """The next order's call to one step or undo answers after its step timeout: the work
+        done late (after the caller gave up) or done at once and answered late."""
+        service, method = self.rng.choice(LATE_CALLS)
+        order_id = f"{self.name}-o{len(self.orders)}"
+        when = self.rng.choice(["work", "answer"])
+        late = self.step_timeout_s + self.rng.choice([0.05, 0.5, 2.0])
+        delay = {"delay_seconds": late} if when == "work" else {"delay_after_seconds": late}
+        self.rules.setdefault(service, []).append(faults_pb2.FaultRule(key_prefix=f"{order_id}:", methods=[method],
+                                                                       times=1, **delay))
+        self._apply_faults(service)
+        self.note(f"late {when} of {method} ({late:.2f}s) for the next order, {order_id}")
+        self.op_place()
+
+    def op_freeze(self) -> None:
+        target = self.rng.choice(self.targets)
+        seconds = self.rng.choice([2.0, 6.0, self.step_timeout_s + 3])
+        self._disturb()
+        record = self.stack.state().processes[target]
+        self.note(f"SIGSTOP {target} for {seconds:g}s")
+        watchdog = pause.pause(record, resume_after_s=seconds + 60)
+        try:
+            time.sleep(seconds)
+        finally:
+            pause.resume(record, watchdog)
+        self.note(f"SIGCONT {target}")
+
+    def op_partition(self) -> None:
+        self._on_hop("partition", self.rng.choice([2.0, 6.0, self.step_timeout_s + 3]))
+
+    def op_reset(self) -> None:
+        self._on_hop("reset", self.rng.choice([0.5, 2.0]))
+
+    def _on_hop(self, mode: str, seconds: float) -> None:
+        proxies = toxiproxy.Toxiproxy.of(self.stack.state())
+        hop = self.rng.choice(sorted(proxies.proxies()))
+        self._disturb()
+        self.note(f"{mode} {hop} for {seconds:g}s")
+        getattr(proxies, mode)(hop)
+        try:
+            time.sleep(seconds)
+        finally:
+            proxies.heal(hop)
+        self.note(f"healed {hop}")
     # ---- helpers ----------------------------------------------------------------------------
 
     def _place(self, order_id: str, customer: str, items) -> tuple[grpc.StatusCode, str]:
@@ -232,14 +308,21 @@ class History:
                 self._clear(service)
 
     def _clear(self, service: str) -> None:
-        for _ in range(40):
-            try:
-                self.client.clear_faults(service)
-                break
-            except Exception:  # noqa: BLE001 - the service may be restarting
-                time.sleep(0.5)
+        """The service's error rate and delay end; late-reply rules of orders still to come stay."""
+        self.global_faults.pop(service, None)
+        self._apply_faults(service)
         self.faulted.pop(service, None)
         self.note(f"faults on {service} cleared")
+
+    def _apply_faults(self, service: str) -> None:
+        error_rate, delay = self.global_faults.get(service, (0.0, 0.0))
+        for _ in range(40):
+            try:
+                self.client.set_faults(service, error_rate=error_rate, delay_seconds=delay,
+                                       rules=self.rules.get(service, []))
+                return
+            except Exception:  # noqa: BLE001 - the service may be restarting
+                time.sleep(0.5)
 
     # ---- the end: settle, then check ----------------------------------------------------------
 
@@ -250,6 +333,11 @@ class History:
             if order.large and not order.decisions:
                 self._decide(order, "approve")
         finals = {oid: self.client.wait_for_status(oid, TERMINAL, timeout=TERMINAL_BOUND_S) for oid in self.orders}
+        if self.rules:  # late replies: every held call lands before the retries and the checks
+            self.rules = {}
+            for service in SERVICES:
+                self._apply_faults(service)
+            time.sleep(self.step_timeout_s + 3)
         for order_id, final in finals.items():
             if final["status"] == "NEEDS_ATTENTION":  # its cause (faults) is gone: a retry finishes it
                 self.orders[order_id].retried = True
@@ -284,7 +372,7 @@ class History:
             problems.append("APPROVAL_REJECTED without a reject")
         if reason == "APPROVAL_TIMEOUT":
             first = min((at for _, at in order.decisions), default=float("inf"))
-            in_time = first - order.placed_at < APPROVAL_TIMEOUT_S - 15
+            in_time = first - order.placed_at < self.approval_timeout_s - 15
             if not order.large or (in_time and not order.disturbed):
                 problems.append("APPROVAL_TIMEOUT although a decision came in time")
         if reason == "PAYMENT_DECLINED" and order.customer.endswith("-rich"):
