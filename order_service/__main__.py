@@ -15,7 +15,7 @@ from dapr.ext.workflow import WorkflowRuntime
 from dapr.ext.workflow.logger import LoggerOptions
 
 from apphost import server as apphost
-from order_service import actor, admission, api, liveness, orders_pb2, orders_pb2_grpc
+from order_service import actor, admission, api, engine_bench, liveness, orders_pb2, orders_pb2_grpc
 from order_service.actor_host import new_actor_host
 from order_service.api import OrderApi
 from order_service.approvals import ApprovalHandler
@@ -70,6 +70,8 @@ def main() -> None:
     # Activities log each failure with its attempt number; the SDK's own copy of it is noise.
     workflows = WorkflowRuntime(logger_options=LoggerOptions(log_level=logging.ERROR))
     register_workflows(workflows, extra_saga_versions=extra_saga_versions())
+    if os.environ.get(engine_bench.ENGINE_BENCH_ENV) == "1":
+        engine_bench.register(workflows)
 
     started = {}
 

@@ -21,7 +21,7 @@ from dapr.ext.workflow import WorkflowActivityContext
 from dapr_saga import EventNotPublished, ServiceUnavailable
 
 from inventory_service import inventory_pb2, inventory_pb2_grpc
-from order_service import events, metrics
+from order_service import admission, events, metrics
 from order_service.actor import ACTOR_TYPE
 from order_service.domain import CANCELLABLE, OrderStatus
 from order_service.messages import (
@@ -78,9 +78,12 @@ async def _guarded(order_id: str, step: str, key: str, call, metric_step: str = 
     metric_step = metric_step or step
     started = time.monotonic()
     try:
-        return _logged(order_id, step, key, await call, metric_step, started)
+        result = _logged(order_id, step, key, await call, metric_step, started)
+        admission.current().answered(order_id)
+        return result
     except grpc.RpcError as error:
         if error.code() == grpc.StatusCode.DEADLINE_EXCEEDED and undoable:
+            admission.current().answered(order_id)
             return _logged(order_id, step, key, StepResult(ok=False, unknown=True, reason="TIMEOUT",
                                                            detail="no answer within the step timeout"),
                            metric_step, started)
@@ -88,6 +91,7 @@ async def _guarded(order_id: str, step: str, key: str, call, metric_step: str = 
         metrics.observe_step(metric_step, "error", time.monotonic() - started)
         detail = f"{error.code().name}: {error.details()}"
         log.warning("order=%s step=%s attempt=%d outcome=error detail=%s", order_id, step, _attempts[key], detail)
+        admission.current().resting(order_id)  # backoffs and failing calls: it costs nothing now
         raise ServiceUnavailable(f"{step}: {detail}") from error
 
 
@@ -299,6 +303,7 @@ async def _record(update: OrderUpdate) -> Gate:
         reply = await sidecar().call_actor_async(ACTOR_TYPE, update.order_id, "record_steps", body)
     except ActorCallError as error:
         log.warning("order=%s step=update outcome=error detail=%s", update.order_id, error)
+        admission.current().resting(update.order_id)
         raise OrderNotUpdated(str(error)) from error
     return Gate.model_validate(reply)
 

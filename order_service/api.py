@@ -61,7 +61,7 @@ class OrderApi(pb_grpc.OrderServiceServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, describe(error))
         refusal = admission.current().refusal()
         if refusal:
-            context.set_trailing_metadata(((admission.RETRY_PUSHBACK_KEY, str(admission.current().retry_after_ms)),))
+            _push_back(context)
             context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, refusal)
         order = self._call(context, request.order_id, "place", data)
         return pb.PlaceOrderResponse(order_id=request.order_id, status=order["status"])
@@ -146,6 +146,13 @@ class OrderApi(pb_grpc.OrderServiceServicer):
         try:
             return self._actors.call(order_id, method, payload)
         except ActorCallError as error:
+            if error.code in ("UNAVAILABLE", "RESOURCE_EXHAUSTED") and admission.overloaded(error.message):
+                # A store or sidecar too busy to answer (SQLITE_BUSY, a deadline run out in a
+                # queue): a refusal under load, said as one; the store's words go to the log.
+                log.warning("order=%s call=%s outcome=BUSY detail=%s", order_id, method, _first_line(error))
+                _push_back(context)
+                context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                              admission.busy_message(f"order {order_id}", admission.current().retry_after_ms))
             context.abort(getattr(grpc.StatusCode, error.code, grpc.StatusCode.UNAVAILABLE), error.message)
 
     def _order(self, context, order_id: str) -> pb.Order:
@@ -207,6 +214,11 @@ class OrderApi(pb_grpc.OrderServiceServicer):
         if status is None:
             return "PURGED" if order_ended else "NOT_STARTED"
         return status
+
+
+def _push_back(context) -> None:
+    """gRPC's trailer for "retry after this long", on a RESOURCE_EXHAUSTED answer."""
+    context.set_trailing_metadata(((admission.RETRY_PUSHBACK_KEY, str(admission.current().retry_after_ms)),))
 
 
 def _first_line(error: Exception) -> str:

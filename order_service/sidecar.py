@@ -99,6 +99,10 @@ class Sidecar:
     _sync: grpc.Channel | None = field(default=None, repr=False)
     _aio: dict = field(default_factory=dict, repr=False)  # event loop id -> channel
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # channel -> its Dapr stub: building one binds every method of the Dapr API, about 0.8 ms on
+    # an event loop's channel and 2.7 ms on the thread channel, and a saga made about eight
+    # (issue 22).
+    _stubs: dict = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_env(cls) -> "Sidecar":
@@ -129,6 +133,7 @@ class Sidecar:
                 self._sync.close()
                 self._sync = None
             self._aio.clear()
+            self._stubs.clear()
 
     def aio_channel(self) -> grpc.aio.Channel:
         """The running event loop's channel."""
@@ -136,6 +141,14 @@ class Sidecar:
         if loop not in self._aio:
             self._aio[loop] = grpc.aio.insecure_channel(self.target)
         return self._aio[loop]
+
+    def _dapr(self, channel) -> api_service_v1.DaprStub:
+        """The Dapr API on `channel`, built once per channel (two threads may both build it the
+        first time: harmless)."""
+        stub = self._stubs.get(channel)
+        if stub is None:
+            stub = self._stubs[channel] = api_service_v1.DaprStub(channel)
+        return stub
 
     def actor_host_channel(self) -> grpc.aio.Channel:
         """A channel for the SDK's actor host. dapr 1.18.3's aio token interceptor builds call
@@ -150,7 +163,7 @@ class Sidecar:
         """Call an actor method from a thread; its answer (decoded JSON). ActorCallError when it
         refused the call or it did not answer."""
         try:
-            reply = api_service_v1.DaprStub(self.channel()).InvokeActor(
+            reply = self._dapr(self.channel()).InvokeActor(
                 self._actor_request(actor_type, actor_id, method, data), metadata=self.metadata(), timeout=timeout)
         except grpc.RpcError as error:
             raise _unanswered(error) from None
@@ -159,7 +172,7 @@ class Sidecar:
     async def call_actor_async(self, actor_type: str, actor_id: str, method: str, data: Any = None,
                                timeout: float = 30):
         try:
-            reply = await api_service_v1.DaprStub(self.aio_channel()).InvokeActor(
+            reply = await self._dapr(self.aio_channel()).InvokeActor(
                 self._actor_request(actor_type, actor_id, method, data), metadata=self.metadata(), timeout=timeout)
         except grpc.RpcError as error:
             raise _unanswered(error) from None
@@ -227,16 +240,16 @@ class Sidecar:
     async def publish(self, pubsub: str, topic: str, data: bytes, *, event_id: str, event_type: str) -> None:
         """Publish under a stable CloudEvent id (consumers, and JetStream's duplicate window, drop a
         second copy); the current span rides along, so a subscriber joins the trace."""
-        await api_service_v1.DaprStub(self.aio_channel()).PublishEvent(
+        await self._dapr(self.aio_channel()).PublishEvent(
             _publish_request(pubsub, topic, data, event_id, event_type), metadata=self.metadata(), timeout=30)
 
     def publish_sync(self, pubsub: str, topic: str, data: bytes, *, event_id: str, event_type: str) -> None:
-        api_service_v1.DaprStub(self.channel()).PublishEvent(
+        self._dapr(self.channel()).PublishEvent(
             _publish_request(pubsub, topic, data, event_id, event_type), metadata=self.metadata(), timeout=30)
 
     async def get_state(self, store: str, key: str) -> tuple[bytes, str]:
         """The value under `key` (b"" when none) and its ETag."""
-        reply = await api_service_v1.DaprStub(self.aio_channel()).GetState(
+        reply = await self._dapr(self.aio_channel()).GetState(
             api_v1.GetStateRequest(store_name=store, key=key), metadata=self.metadata(), timeout=30)
         return reply.data, reply.etag
 
@@ -245,12 +258,12 @@ class Sidecar:
         raises grpc.RpcError (apphost.statestore.is_write_conflict tells it)."""
         item = common_v1.StateItem(key=key, value=value, etag=common_v1.Etag(value=etag) if etag else None,
                                    options=common_v1.StateOptions(concurrency=common_v1.StateOptions.CONCURRENCY_FIRST_WRITE))
-        await api_service_v1.DaprStub(self.aio_channel()).SaveState(
+        await self._dapr(self.aio_channel()).SaveState(
             api_v1.SaveStateRequest(store_name=store, states=[item]), metadata=self.metadata(), timeout=30)
 
     def get_bulk_state(self, store: str, keys: list[str], timeout: float = 60) -> dict[str, bytes]:
         """The values under `keys` that exist (from a thread)."""
-        reply = api_service_v1.DaprStub(self.channel()).GetBulkState(
+        reply = self._dapr(self.channel()).GetBulkState(
             api_v1.GetBulkStateRequest(store_name=store, keys=keys, parallelism=1), metadata=self.metadata(),
             timeout=timeout)
         failed = [item for item in reply.items if item.error]

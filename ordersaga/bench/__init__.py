@@ -16,7 +16,11 @@ Rows, in order (`--quick`: the first two only, unless the options of the others 
   admission control) and how fast, lost (accepted, never ended), refused orders that exist;
 - growth: `--growth-minutes` at 80 % of the capacity, the stores' size every 30 s and whether it
   levelled off (finished sagas' histories purged after `--retention` seconds);
-- parked: orders left waiting for approval, what they cost at rest, an order beside them.
+- parked: orders left waiting for approval, what they cost at rest, an order beside them;
+- engine (after the rate steps, `--quick` too): `--engine` workflows of five no-op activities at
+  once on the same stack (order-service's sidecar, store, scheduler and worker), printed with
+  ordersaga's saturated step as a ratio to it; and `--closed-orders` of them one at a time, beside
+  the closed loop's p50.
 Per step it prints completed sagas/s, p50/p95/p99 latency, errors, CPU seconds and peak RSS of
 every process, and how much the state stores grew.
 """
@@ -31,11 +35,14 @@ import sys
 import tempfile
 from pathlib import Path
 
+from order_service.engine_bench import ENGINE_BENCH_ENV
+from ordersaga.bench import counts
 from ordersaga.bench.core import HEADER, SCENARIOS, Bench, StepResult, park, print_processes, print_step
+from ordersaga.bench.engine import engine_step, ratio_line
 from ordersaga.bench.growth import growth
 from ordersaga.bench.overload import overload
 from ordersaga.stack.layout import PROFILES, default_profile
-from ordersaga.stack.stack import Stack
+from ordersaga.stack.stack import SIDECAR_METRICS_ENV, Stack
 
 __all__ = ["main"]
 
@@ -63,6 +70,25 @@ async def run_bench(bench: Bench, args) -> None:
             saturated[name] = await rate_step(bench, args, rate, name, label_spread)
     # The overload and growth orders take the realistic spread when it is benched.
     main_spread = "zipf" if "zipf" in saturated else "hot"
+    if args.engine:
+        closed_engine = await engine_step(bench, args.closed_orders, at_once=False)
+        print_step(closed_engine)
+        print(f"ordersaga / engine, one at a time: p50 {closed.percentile(50):.0f} against "
+              f"{closed_engine.percentile(50):.0f} ms", flush=True)
+        before = counts.snapshot(bench.state)
+        engine = await engine_step(bench, args.engine)
+        print_step(engine)
+        print_processes(engine)
+        print(counts.counts_line(engine.label, counts.per_saga(before, counts.snapshot(bench.state),
+                                                                engine.completed)), flush=True)
+        # ordersaga in the engine row's shape: the same number at once, refusals retried.
+        burst = await bench.burst(SCENARIOS["no-approval"], f"ordersaga: 3 lines, {args.engine} at once",
+                                  args.engine)
+        print_step(burst)
+        print(f"    {burst.refusal_detail}", flush=True)
+        print_processes(burst)
+        print(ratio_line(burst, engine), flush=True)
+        print(ratio_line(saturated["hot" if "hot" in saturated else main_spread], engine), flush=True)
     if args.quick and not (args.overload or args.growth_minutes):
         return
     if not args.quick:
@@ -96,9 +122,12 @@ async def run_bench(bench: Bench, args) -> None:
 async def rate_step(bench: Bench, args, rate: float, spread_name: str, label_spread: bool) -> StepResult:
     spread = bench.spread(spread_name)  # before the step: stocking 1,000 SKUs is not measured
     label = f"open {rate:g}/s, 3 lines" + (f", {spread.label}" if label_spread else "")
+    before = counts.snapshot(bench.state)
     result = await bench.step(SCENARIOS["no-approval"], label, rate, int(rate * args.seconds), spread=spread)
     print_step(result)
     print_processes(result)
+    print(counts.counts_line(label, counts.per_saga(before, counts.snapshot(bench.state), result.completed)),
+          flush=True)
     return result
 
 
@@ -131,6 +160,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rest-seconds", type=float, default=30, help="how long to watch the parked orders idle")
     parser.add_argument("--scenarios", nargs="*", default=["fanout-1", "fanout-10", "declines-20", "approval"],
                         choices=sorted(SCENARIOS), help="scenario rows, each at --scenario-rate")
+    parser.add_argument("--engine", type=int, default=50, metavar="N",
+                        help="the engine row: N workflows of 5 no-op activities at once on the same stack, "
+                             "printed beside the saturated step as a ratio (0 skips)")
     parser.add_argument("--quick", action="store_true",
                         help="closed loop and the rate steps only (plus overload or growth when asked for)")
     parser.add_argument("--keep", action="store_true", help="keep the run directory (logs, stores) afterwards")
@@ -155,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     scratch.chmod(0o711)  # PostgreSQL runs as its own user under root and must reach its data
     run_dir = scratch / ".ordersaga"
     stack = Stack(run_dir, tie_to_parent=True, log=lambda m: print(m, file=sys.stderr, flush=True),
-                  extra_env={"ORDERSAGA_APPROVAL_THRESHOLD": "1000", RETENTION_ENV: f"{args.retention:g}"})
+                  extra_env={"ORDERSAGA_APPROVAL_THRESHOLD": "1000", RETENTION_ENV: f"{args.retention:g}",
+                             ENGINE_BENCH_ENV: "1", SIDECAR_METRICS_ENV: "1"})
     try:
         stack.up(profile=args.profile, replicas=args.replicas)
         print(f"ordersaga bench: {args.profile} profile, {args.replicas} replica(s) per app", flush=True)

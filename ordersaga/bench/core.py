@@ -358,6 +358,45 @@ class Bench:
         self.tally(result, [r.order_id for r in requests], started, usage)
         return result
 
+    async def burst(self, scenario: Scenario, label: str, count: int, drain_s: float = 300) -> StepResult:
+        """`count` orders placed at once, each retried as a refusal's pushback says until it is
+        taken (what a client does): the engine row's shape ("N at once"), so the two compare.
+        Latency runs from the first attempt; refusals are counted, not errors."""
+        channel, stub, metadata = self.order_api()
+        usage = Usage.now(self.state)
+        result = StepResult(label, offered=count)
+        stop = asyncio.Event()
+        listener = asyncio.create_task(self._listen(stop))
+        await asyncio.sleep(0.5)
+        self.steps += 1
+        requests = [self._order(scenario, self.steps, n) for n in range(count)]
+        refusals = 0
+
+        async def place(request: pb.PlaceOrderRequest) -> None:
+            nonlocal refusals
+            first = time.monotonic()
+            while True:
+                attempt = StepResult(label, offered=1)
+                if await self.place(stub, metadata, request, attempt):
+                    result.accepted += attempt.accepted
+                    result.failed += attempt.failed
+                    result.errors += attempt.errors
+                    result.error_codes.update(attempt.error_codes)
+                    break
+                refusals += 1
+                await asyncio.sleep(0.5)  # the stack's pushback (ORDERSAGA_RETRY_AFTER_MS, 500 ms)
+            self.sent[request.order_id] = first
+
+        started = time.monotonic()
+        await asyncio.gather(*(place(request) for request in requests))
+        await self.drain(result, stub, metadata, started, drain_s)
+        stop.set()
+        await listener
+        await channel.close()
+        self.tally(result, [r.order_id for r in requests], started, usage)
+        result.refusal_detail = f"{refusals} refusals retried"
+        return result
+
     def tally(self, result: StepResult, order_ids: list[str], started: float, usage: Usage) -> None:
         """A step's figures: when its last order ended, each ended order's latency, and what every
         process and the stores spent since `usage` was taken."""

@@ -35,6 +35,7 @@ from ordersaga.stack.runtime import DaprBinaries, ensure_dapr, project_root
 from ordersaga.stack.specs import WAVES, ProcessSpec, grpc_serving, http_ok
 
 DEFAULT_START_TIMEOUT_S = 90.0
+SIDECAR_METRICS_ENV = "ORDERSAGA_SIDECAR_METRICS"  # "1": the sidecars serve Prometheus metrics
 START_RETRIES = 2
 # How fast placement drops a host that stopped answering (a paused or cut-off sidecar; a killed
 # one closes its stream and is dropped at once): a ping every second, 2 s to answer it (defaults
@@ -394,8 +395,10 @@ class Stack:
         mtls_env = sentry.sidecar_env(sentry.credentials(self.run_dir), app_id) if state.mtls else {}
         config = config_file(components, self.run_dir, self._setting(RETENTION_ENV), zipkin_endpoint,
                              name=sentry.config_name(app_id, bool(state.mtls)))  # access control: sentry.py
+        # The bench counts what a saga does from the sidecars' metrics (ordersaga/bench/counts.py)
+        # without the rest of --observe: SIDECAR_METRICS_ENV=1 serves them alone.
         metrics_flags = ["--enable-metrics", f"--metrics-port={ap.dapr_metrics}", f"--metrics-listen-address={HOST}"] \
-            if state.observe else \
+            if state.observe or self._setting(SIDECAR_METRICS_ENV) == "1" else \
             ["--enable-metrics=false"]
         sidecar_argv = [
             str(dapr.daprd),

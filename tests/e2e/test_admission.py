@@ -13,6 +13,7 @@ import pytest
 
 from order_service import orders_pb2 as pb
 from order_service.topics import REQUESTS_TOPIC
+from ordersaga.client import TERMINAL
 from ordersaga.stack import processes
 from tests.helpers.invariants import check_invariants
 
@@ -84,3 +85,45 @@ def test_a_new_order_past_the_limit_is_refused_at_once_and_a_published_one_waits
     saga.approve(parked, approver="admission")
     saga.wait_for_status(parked, "COMPLETED")
     check_invariants(saga, {sku: 20}, held + [refused, queued, parked])
+
+
+def place_when_admitted(api, order_id, customer, sku, timeout_s=60) -> int:
+    """PlaceOrder until it is taken (a refusal is admission control working); how many refusals."""
+    refusals, deadline = 0, time.monotonic() + timeout_s
+    while True:
+        try:
+            place(api, order_id, customer, sku)
+            return refusals
+        except grpc.RpcError as error:
+            if error.code() != grpc.StatusCode.RESOURCE_EXHAUSTED or time.monotonic() > deadline:
+                raise
+            refusals += 1
+            time.sleep(0.5)
+
+
+@pytest.mark.timeout(420)
+def test_a_shipping_outage_does_not_stop_intake(stack, saga, ids, limited):
+    """Issue 22: orders retrying their shipment (and then its undo) during an outage wait out
+    backoffs, which cost nothing: they must not fill the limit and refuse every new order. (The
+    old count refused the 4th order in the outage until two of the first three had given up.)"""
+    sku, customer = ids("sku"), ids("c")
+    saga.set_stock(sku, 20)
+    api = saga.orders()
+    saga.set_faults("shipping-service", error_rate=1.0)
+    try:
+        stuck = [ids("o") for _ in range(LIMIT + 1)]  # more orders in the outage than the limit
+        for order_id in stuck:  # a first attempt at a step counts: the 4th may wait for one to fail
+            place_when_admitted(api, order_id, customer, sku)
+        saga.wait_for_status(stuck[-1], "SHIPPING", timeout=60)
+        time.sleep(4)  # its first shipment attempt has failed too (the sidecar retries it ~2.5 s)
+        in_flight = [o for o in stuck if saga.get(o)["status"] not in TERMINAL]
+        new = [ids("o") for _ in range(LIMIT - 1)]
+        for order_id in new:  # the old count refused these while the outage lasted
+            place(api, order_id, customer, sku)
+        still = [o for o in stuck if saga.get(o)["status"] not in TERMINAL]
+    finally:
+        saga.clear_faults("shipping-service")
+    assert len(in_flight) >= LIMIT and len(still) >= LIMIT, (
+        f"only {len(still)} orders were retrying their shipment: the test proved nothing")
+    for order_id in stuck + new:
+        saga.wait_for_status(order_id, TERMINAL, timeout=180)

@@ -32,7 +32,7 @@ def test_the_bench_prints_every_row_and_leaves_nothing_behind(scratch, profile, 
     run = subprocess.run(
         [sys.executable, "-m", "ordersaga.cli", "bench", "--rates", "2", "--seconds", "3", "--closed-orders", "3",
          "--scenarios", "declines-20", "--scenario-rate", "2", "--parked", "5", "--rest-seconds", "1",
-         "--overload", "4", "--growth-minutes", "0.25", "--growth-interval", "5",
+         "--overload", "4", "--growth-minutes", "0.25", "--growth-interval", "5", "--engine", "5",
          "--profile", profile, "--replicas", replicas],
         env=env, capture_output=True, text=True, timeout=380)
     assert run.returncode == 0, run.stderr[-3000:]
@@ -56,4 +56,15 @@ def test_the_bench_prints_every_row_and_leaves_nothing_behind(scratch, profile, 
     assert len(re.findall(r"^    growth 0:\d\d: \d+ ended, ", run.stdout, re.M)) >= 2, run.stdout
     assert re.search(r"^    growth: .* lost \(accepted, not ended within 300s of the end\) 0$", run.stdout, re.M)
     assert re.search(r"^    growth, store: [\d.]+ MB -> [\d.]+ MB; first third", run.stdout, re.M), run.stdout
+    # The engine rows (issue 22): every workflow ended, the ratios, the per-saga counts.
+    for label, count in [("engine: 5 no-op activities, one at a time", 3), ("engine: 5 no-op activities, 5 at once", 5),
+                         ("ordersaga: 3 lines, 5 at once", 5)]:
+        numbers = rows[label][len(label):].split()
+        assert numbers[:2] == [str(count), str(count)] and numbers[6] == "0", rows[label]
+    assert re.search(r"^ordersaga / engine: [\d.]+x the sagas/s \([\d.]+ 'ordersaga: 3 lines, 5 at once'", run.stdout,
+                     re.M), run.stdout
+    assert re.search(r"^ordersaga / engine, one at a time: p50 \d+ against \d+ ms$", run.stdout, re.M)
+    counted = re.search(r"^    per saga, open 2/s, 3 lines, hot SKUs: actor turns ([\d.]+), .* service calls ([\d.]+), "
+                        r".* published events ([\d.]+); scheduler jobs ([\d.]+)", run.stdout, re.M)
+    assert counted and all(float(n) > 0 for n in counted.groups()), run.stdout
     assert not list(scratch.glob("ordersaga-bench-*")), "the bench left its run directory behind"

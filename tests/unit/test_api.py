@@ -189,3 +189,57 @@ def test_an_index_that_cannot_be_read_is_unavailable(monkeypatch):
     with pytest.raises(Aborted) as refused:
         OrderApi(FakeActors(), FakeSidecar({})).ListOrders(pb.ListOrdersRequest(), Context())
     assert refused.value.args[0] == grpc.StatusCode.UNAVAILABLE and "index" in refused.value.args[1]
+
+
+# ---- a store too busy to answer (issue 22) -------------------------------------------------------
+
+class BusyActors:
+    """place fails as the actor's store, or the sidecar on the way, makes it fail under load."""
+
+    def __init__(self, failure):
+        self.failure = failure
+
+    def call(self, order_id, method, payload=None):
+        raise self.failure
+
+
+# What the SDK's actor host sends back when a save meets SQLITE_BUSY (its payload, errorCode UNKNOWN)
+_BUSY_PAYLOAD = (b'{"message": "<AioRpcError of RPC that terminated with: status = StatusCode.INTERNAL, '
+                 b'details = \\"failed to save state: database is locked (5) (SQLITE_BUSY)\\">", '
+                 b'"errorCode": "UNKNOWN"}')
+
+
+def _busy_from_the_actor() -> ActorCallError:
+    from order_service.sidecar import _answer
+    with pytest.raises(ActorCallError) as failed:
+        _answer(_BUSY_PAYLOAD)
+    return failed.value
+
+
+@pytest.mark.parametrize("failure", [
+    _busy_from_the_actor(),
+    ActorCallError("UNAVAILABLE", "order o-1: publish failed: database table is locked"),
+    ActorCallError("UNAVAILABLE", "DEADLINE_EXCEEDED: Deadline Exceeded"),  # the call's own deadline
+], ids=["sqlite-busy-in-the-actor", "locked-in-settle", "deadline"])
+def test_a_busy_store_reaches_the_client_as_resource_exhausted_without_its_words(serve, failure):
+    stub = serve(Settings(), actors=BusyActors(failure))
+    request = pb.PlaceOrderRequest(order_id="o-1", customer_id="c-1",
+                                   items=[pb.LineItem(sku="a", quantity=1, unit_price_cents=100)])
+    with pytest.raises(grpc.RpcError) as refused:
+        stub.PlaceOrder(request, timeout=5)
+    assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    details = refused.value.details()
+    assert "retry in about" in details
+    assert not any(word in details.lower() for word in ("sqlite", "locked", "database", "deadline"))
+    assert dict(refused.value.trailing_metadata()).get("grpc-retry-pushback-ms")
+    with pytest.raises(grpc.RpcError) as read:  # reads say the same
+        stub.GetOrder(pb.GetOrderRequest(order_id="o-1"), timeout=5)
+    assert read.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+def test_a_store_that_is_down_is_still_unavailable(serve):
+    stub = serve(Settings(), actors=BusyActors(ActorCallError("UNAVAILABLE", "order o-1: connection refused")))
+    with pytest.raises(grpc.RpcError) as refused:
+        stub.PlaceOrder(pb.PlaceOrderRequest(order_id="o-1", customer_id="c-1",
+                                             items=[pb.LineItem(sku="a", quantity=1, unit_price_cents=100)]), timeout=5)
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
