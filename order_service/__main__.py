@@ -15,7 +15,7 @@ from dapr.ext.workflow import WorkflowRuntime
 from dapr.ext.workflow.logger import LoggerOptions
 
 from apphost import server as apphost
-from order_service import actor, admission, api, liveness, orders_pb2, orders_pb2_grpc
+from order_service import actor, admission, api, liveness, orders_pb2, orders_pb2_grpc, stuck
 from order_service.actor_host import new_actor_host
 from order_service.api import OrderApi
 from order_service.approvals import ApprovalHandler
@@ -29,6 +29,7 @@ from order_service.topics import (
     REQUESTS_DEAD_LETTER_TOPIC,
     REQUESTS_TOPIC,
 )
+from order_service.workflows import latest_saga_version
 from order_service.workflows import register as register_workflows
 
 APP_ID = "order-service"
@@ -54,7 +55,8 @@ def extra_saga_versions() -> list:
 
 def main() -> None:
     settings = Settings.from_env()
-    actor.configure(settings)
+    extra_versions = extra_saga_versions()
+    actor.configure(settings, saga_version=latest_saga_version(extra_versions))
     admission.configure(admission.Admission(settings.max_active_sagas, settings.retry_after_ms))
     actors = Actors(sidecar(), actor.ACTOR_TYPE)
 
@@ -63,23 +65,27 @@ def main() -> None:
     # Also declared as the subscription's dead-letter topic: what keeps failing ends there too.
     app.subscribe(PUBSUB, REQUESTS_TOPIC, dead_letter_topic=REQUESTS_DEAD_LETTER_TOPIC)(
         IntakeHandler(actors, publish_dead_letter))
-    app.add_external_service(orders_pb2_grpc.add_OrderServiceServicer_to_server,
-                             OrderApi(actors, sidecar(), max_watchers=settings.max_watchers))
+    order_api = OrderApi(actors, sidecar(), max_watchers=settings.max_watchers, stuck_after_s=settings.stuck_after_s,
+                         retention_s=settings.workflow_retention_s)
+    app.add_external_service(orders_pb2_grpc.add_OrderServiceServicer_to_server, order_api)
     service = orders_pb2.DESCRIPTOR.services_by_name["OrderService"].full_name
 
     # Activities log each failure with its attempt number; the SDK's own copy of it is noise.
     workflows = WorkflowRuntime(logger_options=LoggerOptions(log_level=logging.ERROR))
-    register_workflows(workflows, extra_saga_versions=extra_saga_versions())
+    register_workflows(workflows, extra_saga_versions=extra_versions)
 
     started = {}
 
     async def startup():
-        actor_host = started["actor_host"] = new_actor_host()
+        actor_host = started["actor_host"] = new_actor_host(idle_s=settings.actor_idle_s)
         await actor_host.register_actor(actor.OrderActor)
         await actor_host.start()
         workflows.start()
+        scan = stuck.Scan(order_api, actors, settings.stuck_scan_s)
+        scan.start()
 
         async def shutdown():
+            scan.stop()
             workflows.shutdown()
             await actor_host.close()
 

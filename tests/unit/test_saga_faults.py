@@ -18,13 +18,14 @@ from tests.helpers.saga_harness import (
     ending_of,
     fails,
     records,
-    run_saga,
+    pinned,
     saga_input,
     timeline,
     undo_calls,
     world,
 )
 
+run_saga = pinned("v2")  # v2's tests (the latest, v3, parks at the approval gate)
 LARGE = 150_000  # cents per line: above the approval threshold of saga_input
 
 
