@@ -319,8 +319,7 @@ class OrderActor(Actor, OrderActorInterface, Remindable):
                 await self._settle(order)
             elif not order.continuation:
                 await self._purge_first_half(order)
-            return
-        if order.status != OrderStatus.PLACED:
+        elif order.status != OrderStatus.PLACED:
             run = await ports().saga_run(order.saga_instance_id)
             if run is None or run.status in _SAGA_ENDED:
                 await self._adopt_lost_ending(order, run)

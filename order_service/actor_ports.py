@@ -1,7 +1,8 @@
 """What OrderActor asks of the world outside its own state, behind one small interface: publish a
 lifecycle event, write the order's row in the index, start a workflow, look one up, raise an
-event to one, purge a finished one. The actor's rules are tested against a fake of it (tests/unit/test_actor.py); `DaprPorts`
-is the real one, through order-service's own sidecar (order_service/sidecar.py).
+event to one, purge a finished one. The actor's rules are tested against a fake of it
+(tests/unit/test_actor.py); `DaprPorts` is the real one, through order-service's own sidecar
+(order_service/sidecar.py).
 """
 
 from __future__ import annotations

@@ -113,7 +113,8 @@ class OrderApi(pb_grpc.OrderServiceServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
         orders = [order for order in self._pool.map(lambda item: self._listed(*item, wanted, now), page.rows)
                   if order is not None]
-        return pb.ListOrdersResponse(orders=orders, next_page_token=page.next_token, total_matching=page.matching)
+        return pb.ListOrdersResponse(orders=orders, next_page_token=page.next_token, total_matching=page.matching,
+                                     counts_by_status=page.counts)
 
     def StartBulkAction(self, request: pb.BulkActionRequest, context) -> pb.BulkAction:
         return bulk.start(self, request, context)

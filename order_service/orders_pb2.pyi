@@ -115,14 +115,23 @@ class ListOrdersRequest(_message.Message):
     def __init__(self, status: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., customer_id: _Optional[str] = ..., reason: _Optional[str] = ..., placed_after: _Optional[str] = ..., placed_before: _Optional[str] = ..., saga_version: _Optional[str] = ..., in_status_for_s: _Optional[int] = ..., stuck: _Optional[bool] = ..., text: _Optional[str] = ...) -> None: ...
 
 class ListOrdersResponse(_message.Message):
-    __slots__ = ("orders", "next_page_token", "total_matching")
+    __slots__ = ("orders", "next_page_token", "total_matching", "counts_by_status")
+    class CountsByStatusEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
     ORDERS_FIELD_NUMBER: _ClassVar[int]
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     TOTAL_MATCHING_FIELD_NUMBER: _ClassVar[int]
+    COUNTS_BY_STATUS_FIELD_NUMBER: _ClassVar[int]
     orders: _containers.RepeatedCompositeFieldContainer[Order]
     next_page_token: str
     total_matching: int
-    def __init__(self, orders: _Optional[_Iterable[_Union[Order, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., total_matching: _Optional[int] = ...) -> None: ...
+    counts_by_status: _containers.ScalarMap[str, int]
+    def __init__(self, orders: _Optional[_Iterable[_Union[Order, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., total_matching: _Optional[int] = ..., counts_by_status: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
 class BulkActionRequest(_message.Message):
     __slots__ = ("action", "filter", "operator", "note", "dry_run", "confirm_count", "rate_per_s")

@@ -15,7 +15,7 @@ import base64
 import hashlib
 import json
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta, timezone
 
 from order_service.domain import ID_PATTERN, IN_FLIGHT_LABEL, OrderState, OrderStatus, saga_instance_id
@@ -184,13 +184,16 @@ def engine_reason(row_reason: str, engine_status: str | None, status: str) -> st
     return f"{row_reason} (workflow {engine_status})"
 
 
+def _status_matches(row: IndexRow, status: str) -> bool:
+    """An older release's IN_FLIGHT label may be any status in flight (its actor says which)."""
+    if row.legacy and row.status == IN_FLIGHT_LABEL:
+        return status in _IN_FLIGHT
+    return row.status == status
+
+
 def matches(order_id: str, row: IndexRow, wanted: ListFilter, now: datetime, rules: StuckRules) -> bool:
-    if wanted.status:
-        if row.legacy and row.status == IN_FLIGHT_LABEL:
-            if wanted.status not in _IN_FLIGHT:
-                return False
-        elif row.status != wanted.status:
-            return False
+    if wanted.status and not _status_matches(row, wanted.status):
+        return False
     if wanted.customer and row.customer != wanted.customer:
         return False
     if wanted.reason and row.reason != wanted.reason:
@@ -219,6 +222,7 @@ class Page:
     rows: list[tuple[str, IndexRow]]  # (order id, row), newest first
     next_token: str
     matching: int  # every row the query matches, over all pages
+    counts: dict[str, int]  # rows the query matches but for its status, by status
 
 
 def select(rows: dict[str, IndexRow], wanted: ListFilter, *, page_size: int = 0, token: str = "",
@@ -229,16 +233,22 @@ def select(rows: dict[str, IndexRow], wanted: ListFilter, *, page_size: int = 0,
     if size < 0 or size > MAX_PAGE_SIZE:
         raise BadQuery(f"page_size: at most {MAX_PAGE_SIZE}")
     after = _decode(token, wanted) if token else None
-    keys = sorted(((row.placed, order_id) for order_id, row in rows.items()
-                   if matches(order_id, row, wanted, now, rules)), reverse=True)
-    start = 0
-    if after is not None:
-        start = _first_after(keys, after)
+    any_status = replace(wanted, status="")
+    counts: dict[str, int] = {}
+    keys = []
+    for order_id, row in rows.items():
+        if not matches(order_id, row, any_status, now, rules):
+            continue
+        counts[row.status] = counts.get(row.status, 0) + 1
+        if not wanted.status or _status_matches(row, wanted.status):
+            keys.append((row.placed, order_id))
+    keys.sort(reverse=True)
+    start = _first_after(keys, after) if after is not None else 0
     chosen = keys[start:start + size]
     more = start + size < len(keys)
     next_token = _encode(chosen[-1], wanted) if more and chosen else ""
     return Page(rows=[(order_id, rows[order_id]) for _, order_id in chosen], next_token=next_token,
-                matching=len(keys))
+                matching=len(keys), counts=counts)
 
 
 def _first_after(keys: list[tuple[str, str]], after: tuple[str, str]) -> int:

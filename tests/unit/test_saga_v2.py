@@ -10,9 +10,9 @@ from order_service.domain import Ending
 from tests.helpers.saga_harness import (
     fails,
     lines_answer,
+    pinned,
     published,
     records,
-    pinned,
     saga_input,
     timeline,
     undo_calls,
