@@ -58,8 +58,8 @@ def test_list_pages_through_a_filter_in_a_stable_order_and_says_when_nothing_mat
         saga.wait_for_status(order_id, "COMPLETED")
     seen, token = [], ""
     while True:
-        args = ["list", "--customer", customer, "--page-size", "3", "--json"] + (["--page-token", token] if token else [])
-        page = json.loads(cli(*args).stdout)
+        more = ["--page-token", token] if token else []
+        page = json.loads(cli("list", "--customer", customer, "--page-size", "3", "--json", *more).stdout)
         assert len(page["orders"]) <= 3 and page["total_matching"] == 7
         seen += [o["order_id"] for o in page["orders"]]
         token = page["next_page_token"]

@@ -3,7 +3,6 @@ letters with their reasons, the filters and the API's refusals as HTTP answers."
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta, timezone
 
 import grpc
