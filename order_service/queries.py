@@ -30,28 +30,39 @@ class BadQuery(ValueError):
 
 # ---- the rows -------------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
 class IndexRow:
-    """An order as the index knows it. Written as compact JSON (short keys: 100k rows are read
-    by every query); a row of an older release is a bare label (`legacy`: IN_FLIGHT or a
-    terminal status) until its actor writes it again (the stuck scan asks it to)."""
+    """An order as the index knows it. Written as compact JSON (short keys: 100,000 rows are
+    read by every query, so parsing them is the query's main cost: a plain class with slots);
+    a row of an older release is a bare label (`legacy`: IN_FLIGHT or a terminal status)
+    until its actor writes it again (the stuck scan asks it to)."""
 
-    status: str
-    customer: str = ""
-    reason: str = ""
-    placed: str = ""  # ISO-8601 UTC
-    since: str = ""  # when it entered its status
-    version: str = ""  # its order saga's version
-    total_cents: int = 0
-    instance: str = ""  # the workflow in charge, when it is not `order-saga-<id>`
-    parked: bool = False  # no workflow waits: the decision starts the saga's second half
-    due: str = ""  # a parked order's end of the wait for a decision
-    decided: str = ""  # when its decision (or timeout, or cancel) was taken, while it waits
-    final: str = ""  # a terminal order's workflow's last runtime status
-    legacy: bool = False
+    # field -> its key in the stored JSON
+    KEYS = {"status": "s", "customer": "c", "reason": "r", "placed": "p", "since": "t", "version": "v",
+            "total_cents": "$", "instance": "i", "parked": "k", "due": "u", "decided": "d", "final": "f"}
+    __slots__ = tuple(KEYS) + ("legacy",)
 
-    _KEYS = {"status": "s", "customer": "c", "reason": "r", "placed": "p", "since": "t", "version": "v",
-             "total_cents": "$", "instance": "i", "parked": "k", "due": "u", "decided": "d", "final": "f"}
+    def __init__(self, status: str, customer: str = "", reason: str = "", placed: str = "", since: str = "",
+                 version: str = "", total_cents: int = 0, instance: str = "", parked: bool = False, due: str = "",
+                 decided: str = "", final: str = "", legacy: bool = False):
+        self.status = status
+        self.customer = customer
+        self.reason = reason
+        self.placed = placed  # ISO-8601 UTC
+        self.since = since  # when it entered its status
+        self.version = version  # its order saga's version
+        self.total_cents = total_cents
+        self.instance = instance  # the workflow in charge, when it is not `order-saga-<id>`
+        self.parked = parked  # no workflow waits: the decision starts the saga's second half
+        self.due = due  # a parked order's end of the wait for a decision
+        self.decided = decided  # when its decision (or timeout, or cancel) was taken, while it waits
+        self.final = final  # a terminal order's workflow's last runtime status
+        self.legacy = legacy
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, IndexRow) and all(getattr(self, n) == getattr(other, n) for n in self.__slots__)
+
+    def __repr__(self) -> str:
+        return f"IndexRow({', '.join(f'{n}={getattr(self, n)!r}' for n in self.__slots__ if getattr(self, n))})"
 
     @classmethod
     def of(cls, order: OrderState) -> "IndexRow":
@@ -67,7 +78,7 @@ class IndexRow:
             final=order.saga_final_status if order.status.terminal else "")
 
     def to_json(self) -> str:
-        data = {short: getattr(self, name) for name, short in self._KEYS.items()
+        data = {short: getattr(self, name) for name, short in self.KEYS.items()
                 if getattr(self, name) or name == "status"}
         return json.dumps(data, separators=(",", ":"), sort_keys=True)
 
@@ -75,9 +86,10 @@ class IndexRow:
     def parse(cls, value) -> "IndexRow":
         """A row as stored: its JSON object, or an older release's bare label."""
         if isinstance(value, str):
-            return cls(status=value, legacy=True)
-        names = {short: name for name, short in cls._KEYS.items()}
-        return cls(**{names[k]: v for k, v in value.items() if k in names})
+            return cls(value, legacy=True)
+        get = value.get
+        return cls(get("s", ""), get("c", ""), get("r", ""), get("p", ""), get("t", ""), get("v", ""),
+                   get("$", 0), get("i", ""), get("k", False), get("u", ""), get("d", ""), get("f", ""))
 
     @property
     def terminal(self) -> bool:
