@@ -90,3 +90,26 @@ bench-scale: runtime
 chart: venv
 	$(PY) -m ordersaga.deploytools
 	$(PY) -m pytest tests/deploy
+
+# A single-node Kubernetes from upstream sources (ordersaga/cluster/): built once into the user
+# cache, then etcd, the control plane, containerd, the kubelet, kube-proxy and CoreDNS start
+# here, as root. `k8s-install` runs the README's "Deploying to Kubernetes" on it (Dapr from its
+# own chart, PostgreSQL and Kafka on the host, the Secrets, our chart); `make k8s` brings it up,
+# installs, runs tests/k8s and stops it again, even when a test fails.
+.PHONY: k8s-up k8s-down k8s-install k8s-test k8s
+k8s-up: runtime
+	$(PY) -m ordersaga.cluster up
+
+k8s-down: venv
+	$(PY) -m ordersaga.cluster down
+
+k8s-install: venv
+	$(PY) -m ordersaga.cluster install
+
+k8s-test: venv
+	$(PY) -m pytest tests/k8s
+
+k8s: runtime
+	@$(PY) -m ordersaga.cluster up && $(PY) -m ordersaga.cluster install --values tests/k8s/values.yaml && \
+	  $(PY) -m pytest tests/k8s; \
+	  status=$$?; $(PY) -m ordersaga.cluster down || status=1; exit $$status

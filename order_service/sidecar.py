@@ -85,6 +85,9 @@ class Actors:
     def call(self, actor_id: str, method: str, payload: Any = None) -> Any:
         return self.sidecar.call_actor(self.actor_type, actor_id, method, payload)
 
+    def close(self) -> None:
+        self.sidecar.close()
+
 
 @dataclass
 class Sidecar:
@@ -118,6 +121,14 @@ class Sidecar:
             if self._sync is None:
                 self._sync = grpc.insecure_channel(self.target)
             return self._sync
+
+    def close(self) -> None:
+        """Closes the thread channel; event loops' channels are dropped (each closes with its loop)."""
+        with self._lock:
+            if self._sync is not None:
+                self._sync.close()
+                self._sync = None
+            self._aio.clear()
 
     def aio_channel(self) -> grpc.aio.Channel:
         """The running event loop's channel."""

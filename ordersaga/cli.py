@@ -19,6 +19,7 @@ from ordersaga import cli_orders
 from ordersaga.cli_orders import UsageError
 from ordersaga.client import FaultInjectionOff, NoLiveSidecar, SagaClient
 from ordersaga.console.__main__ import DEFAULT_PORT as CONSOLE_PORT
+from ordersaga.kube import KubeError
 from ordersaga.stack import processes
 from ordersaga.stack.layout import PROFILES, StackState, run_dir_from_env
 from ordersaga.stack.profiles import ProfileUnavailable
@@ -135,8 +136,19 @@ def running_client() -> SagaClient:
     return SagaClient(state)
 
 
+def kube_client(args: argparse.Namespace) -> SagaClient:
+    """With --kube: the system deployed on Kubernetes, through a port-forward to order-service's
+    sidecar (ordersaga/kube.py); the forward lives until the CLI exits."""
+    from ordersaga import kube
+
+    return kube.kube_client(args.namespace)
+
+
 def with_client(verb):
-    return lambda args: verb(running_client(), args)
+    return lambda args: verb(kube_client(args) if getattr(args, "kube", False) else running_client(), args)
+
+
+_LOCAL_ONLY = {"up", "down", "status", "runtime", "top", "console"}
 
 
 def cmd_console(args: argparse.Namespace) -> int:
@@ -182,6 +194,11 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Money is given in currency units with up to two decimals (12.50). "
                "The run directory is ./.ordersaga (ORDERSAGA_HOME overrides).",
     )
+    parser.add_argument("--kube", action="store_true",
+                        help="drive ordersaga deployed on Kubernetes (kubectl's cluster, or the local one of "
+                             "`make k8s-up`) through a port-forward to order-service's sidecar")
+    parser.add_argument("--namespace", default="ordersaga", help="with --kube: the release's namespace (default "
+                                                                  "ordersaga)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     up = sub.add_parser("up", help="start the stack (only what is not running)")
@@ -328,13 +345,17 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["bench"]:
         return run_bench(argv[1:])
     args = build_parser().parse_args(argv)
+    if args.kube and args.command in _LOCAL_ONLY:
+        return cli_orders.fail(f"`{args.command}` is for the local stack; with --kube, the cluster runs ordersaga "
+                               "(kubectl and helm manage it: README, \"Deploying to Kubernetes\")", code=2)
     try:
         return args.func(args)
     except UsageError as error:
         return cli_orders.fail(str(error), code=2)
     except grpc.RpcError as error:
         return cli_orders.fail(cli_orders.grpc_error_message(error))
-    except (StackError, RuntimeProvisionError, ProfileUnavailable, NoLiveSidecar, FaultInjectionOff) as error:
+    except (StackError, RuntimeProvisionError, ProfileUnavailable, NoLiveSidecar, FaultInjectionOff,
+            KubeError) as error:
         return cli_orders.fail(str(error))
     except KeyboardInterrupt:
         return 130

@@ -69,6 +69,12 @@ class SagaClient:
                                 f"services accept calls from {app_id} only: `ordersaga up` starts it")
         raise NoLiveSidecar(f"no sidecar of the stack in {self.state.run_dir} is running: `ordersaga up` starts them")
 
+    def close(self) -> None:
+        """Closes every channel this client opened (sidecars' and services')."""
+        for channel in self._channels.values():
+            channel.close()
+        self._channels.clear()
+
     def _sidecar_runs(self, app_id: str, index: int) -> bool:
         record = self.state.processes.get(f"{replica_name(app_id, index)}-daprd")
         return record is None or processes.is_running(record)  # no record: not ours to check; trust it

@@ -9,11 +9,14 @@ The cluster listens on 127.0.0.1 only, on the stack's port, without a Unix socke
 superuser `ordersaga` whose password is generated per run directory (kept in stack.json) and
 checked with SCRAM. Each service gets a database of its own. PostgreSQL refuses to run as root,
 so when ordersaga runs as root the server runs as the `postgres` system user (the package
-creates it), which must be able to reach the run directory.
+creates it). When that user cannot reach the run directory (a checkout under a private home,
+mode 0700, as root in CI or a container), the cluster's data directory goes where it can:
+`cluster_dir` picks a folder under that user's home, named after the run directory (see there).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pwd
 import re
@@ -127,6 +130,41 @@ def _apt_install(log: Callable[[str], None]) -> None:
 
 
 # ---- the cluster ------------------------------------------------------------------------------
+
+def cluster_dir(server: PostgresServer, preferred: Path, password: str, log: Callable[[str], None] = print) -> Path:
+    """Where the cluster's data directory goes: `preferred` (in the run directory) when the
+    server's user can reach it, else a folder of its own under that user's home
+    (`~postgres/ordersaga/<run directory's hash>-<password's hash>`: another run directory, or
+    the same one made anew with a new password, gets a cluster of its own). The choice is said
+    once, when the cluster is made."""
+    if not server.run_as or (preferred / "PG_VERSION").is_file() or _reachable(server.run_as, preferred):
+        return preferred
+    home = Path(pwd.getpwnam(server.run_as).pw_dir)
+    if not _reachable(server.run_as, home):
+        return preferred  # nowhere better: init_cluster says what to do
+    run_key = hashlib.sha256(str(preferred.resolve()).encode()).hexdigest()[:10]
+    target = home / "ordersaga" / f"{run_key}-{hashlib.sha256(password.encode()).hexdigest()[:10]}" / "data"
+    if not (target / "PG_VERSION").is_file():
+        # Earlier clusters of this run directory (made for a stack since removed) are garbage now.
+        for stale in target.parent.parent.glob(f"{run_key}-*"):
+            if stale != target.parent:
+                shutil.rmtree(stale, ignore_errors=True)
+        log(f"PostgreSQL runs as `{server.run_as}`, which cannot reach {preferred.parent} (a folder above it is "
+            f"private): its data directory is {target} instead.")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    (target.parent.parent).chmod(0o700)
+    shutil.chown(target.parent.parent, server.run_as, server.run_as)
+    shutil.chown(target.parent, server.run_as, server.run_as)
+    return target
+
+
+def _reachable(user: str, path: Path) -> bool:
+    """`user` may enter `path`'s closest existing folder (and every folder above it)."""
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return subprocess.run(["test", "-x", str(probe)], **_as_user(user)).returncode == 0
+
 
 def init_cluster(server: PostgresServer, data_dir: Path, password: str) -> None:
     """Create the cluster once (`initdb`); a data directory that holds one is left as it is."""

@@ -77,8 +77,10 @@ class Production:
     def __init__(self) -> None:
         self._postgres: postgres.PostgresServer | None = None
         self._kafka: kafka.KafkaDist | None = None
+        self._log = print
 
     def prepare(self, log) -> None:
+        self._log = log
         problems = kafka.check_prerequisites()
         try:
             # Install PostgreSQL only when nothing else is missing: a failed `up` changes nothing.
@@ -93,8 +95,10 @@ class Production:
         assert self._postgres and self._kafka, "prepare() first"
         pg, dist = self._postgres, self._kafka
         p, data = state.ports, state.run_dir / "data"
-        pg_data, kafka_conf, kafka_logs = data / "postgres", data / "kafka.properties", data / "kafka"
         password = state.postgres_password
+        # In the run directory, unless PostgreSQL's own user cannot reach it (postgres.cluster_dir).
+        pg_data = postgres.cluster_dir(pg, data / "postgres", password, self._log)
+        kafka_conf, kafka_logs = data / "kafka.properties", data / "kafka"
 
         def kafka_before_start() -> None:
             kafka.write_config(kafka_conf, host=HOST, port=p.kafka, controller_port=p.kafka_controller,
