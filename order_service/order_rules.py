@@ -9,6 +9,8 @@ the API answers with (DESIGN.md's errors).
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 from order_service.domain import (
     BEFORE_APPROVAL,
     CANCELLABLE,
@@ -182,9 +184,12 @@ def apply_records(order: OrderState, records: list[dict], unfinished: dict | Non
     return changed
 
 
-def park(order: OrderState, until: str) -> None:
+def park(order: OrderState, until: str | datetime) -> None:
     """The saga parked the order at the approval gate (its workflow ends): the order waits until
-    `until`; a decision that came ahead of the gate is how it goes on, at once."""
+    `until`; a decision that came ahead of the gate is how it goes on, at once. `until` may come
+    as a datetime: the SDK's actor serializer turns strings that look like times into them."""
+    if isinstance(until, datetime):
+        until = (until if until.tzinfo else until.replace(tzinfo=timezone.utc)).isoformat(timespec="milliseconds")
     order.parked, order.approval_due = True, until
     if order.decision and not order.continuation:
         order.continuation = order.decision

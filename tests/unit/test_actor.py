@@ -364,6 +364,23 @@ def parked(ports, due_in: timedelta = timedelta(hours=1)) -> Order:
     return order
 
 
+def test_a_park_whose_end_came_as_a_datetime_still_arms_the_check_up_for_it(v3):
+    """The SDK's actor serializer turns a string that looks like a time into a datetime: the
+    saga's `parks_until` reaches record_steps so. The check-up must still move to the end of
+    the wait (it failed with "fromisoformat: argument must be str", and the retried call found
+    the order parked already, so the wait ended up to a deadline late)."""
+    order = Order(v3)
+    order.place(items=LARGE)
+    order.record({"step": "reserve", "outcome": "STARTED", "key": "reserve:STARTED", "status": "RESERVING"})
+    due = (datetime.now(timezone.utc) + timedelta(hours=1)).replace(microsecond=123_000)
+    order.record({"step": "approval", "outcome": "STARTED", "key": "approval:STARTED", "status": "AWAITING_APPROVAL",
+                  "parks_until": due})
+    reminder = order.reminders[CHECKUP_REMINDER]
+    assert timedelta(minutes=58) < reminder.due_time + reminder.period <= timedelta(hours=1)
+    stored = order.stored()
+    assert isinstance(stored["approval_due"], str) and datetime.fromisoformat(stored["approval_due"]) == due
+
+
 def started_second_half(ports, order_id="o-1") -> dict:
     name, decided_input = ports.started[f"order-saga-{order_id}-decided"]
     assert name == "order_saga_decided"
