@@ -64,3 +64,48 @@ def test_what_an_answer_means_for_the_report(monkeypatch, answer, outcome):
     job = BulkInput(bulk_id="bulk-1", action="approve", filter={}, operator="ops")
     assert asyncio.run(bulk.apply_one(job, "o-1"))[0] == outcome
     assert fake.called == ("decide", {"order_id": "o-1", "decision": "approve", "approver": "ops", "reason": ""})
+
+
+class StoreSidecar:
+    """order-service's store and actors, in memory: what bulk_apply reads, writes and calls."""
+
+    def __init__(self, state: dict[str, bytes], fail_after: int = 0):
+        self.state, self.calls, self.fail_after = dict(state), [], fail_after
+
+    async def get_state(self, store, key):
+        return self.state.get(key, b""), "1"
+
+    async def save_state(self, store, key, value):
+        self.state[key] = value
+
+    async def call_actor_async(self, actor_type, order_id, method, payload):
+        if self.fail_after and len(self.calls) >= self.fail_after:
+            raise RuntimeError("the host went away")  # the activity dies mid-chunk
+        self.calls.append(order_id)
+        return {"status": "CANCELLED"}
+
+
+def test_a_chunk_cut_short_by_a_crash_resumes_without_asking_the_reported_orders_again(monkeypatch):
+    """A bulk action is resumable: the activity that runs again after a crash skips every order
+    its report already holds (saved every SAVE_EVERY), so only the few since the last save are
+    asked twice, and the report ends with each order once."""
+    import json
+
+    orders = [[f"o-{n}", "AWAITING_APPROVAL"] for n in range(60)]
+    job = BulkInput(bulk_id="bulk-9", action="cancel", filter={}, operator="ops", rate_per_s=1000)
+    stored = {bulk.ids_key("bulk-9", 0): json.dumps(orders).encode()}
+    monkeypatch.setattr(bulk, "CONCURRENT_CALLS", 1)
+    crashed = StoreSidecar(stored, fail_after=30)
+    monkeypatch.setattr(bulk, "sidecar", lambda: crashed)
+    with pytest.raises(RuntimeError):
+        asyncio.run(bulk.bulk_apply(None, bulk.BulkChunk(job=job, number=0)))
+    saved = json.loads(crashed.state[bulk.report_key("bulk-9", 0)])
+    assert len(saved) == bulk.SAVE_EVERY  # what the crash left: the first save
+
+    again = StoreSidecar(crashed.state)
+    monkeypatch.setattr(bulk, "sidecar", lambda: again)
+    counts = asyncio.run(bulk.bulk_apply(None, bulk.BulkChunk(job=job, number=0)))
+    assert not set(again.calls) & {entry[0] for entry in saved}, "a reported order was asked again"
+    report = json.loads(again.state[bulk.report_key("bulk-9", 0)])
+    assert sorted(entry[0] for entry in report) == sorted(order_id for order_id, _ in orders)
+    assert (counts.done, counts.changed) == (60, 60)
