@@ -78,8 +78,9 @@ class _Cached:
 
 
 class Backend:
-    def __init__(self, run_dir: Path):
+    def __init__(self, run_dir: Path, page_size: int = PAGE_SIZE):
         self.run_dir = run_dir
+        self.page_size = page_size
         self._client: SagaClient | None = None
         self._client_lock = threading.Lock()
         self._pages: dict[tuple, _Cached] = {}  # (status, text, page token) -> a page of the list
@@ -138,7 +139,7 @@ class Backend:
 
     def _list_page(self, status: str, text: str, page_token: str) -> dict:
         reply = self.client().orders().ListOrders(pb.ListOrdersRequest(
-            status=status, text=text, page_size=PAGE_SIZE, page_token=page_token), timeout=60)
+            status=status, text=text, page_size=self.page_size, page_token=page_token), timeout=60)
         return {"orders": [views.order_summary(o) for o in reply.orders], "next_page_token": reply.next_page_token,
                 "matching": reply.total_matching, "counts": dict(reply.counts_by_status)}
 

@@ -165,6 +165,7 @@ function ordersPage() {
 // more orders than the number confirmed). Then its progress, until it ends.
 function setupBulk(filters) {
   let previewed = null;
+  let counted = 0;  // the orders the preview selected: the number to type
   const post = async (body) => {
     const response = await fetch("/api/bulk", { method: "POST", headers: { "Content-Type": "application/json" },
       body: JSON.stringify(body) });
@@ -179,6 +180,7 @@ function setupBulk(filters) {
     try {
       previewed = request();
       const preview = await post({ ...previewed, dry_run: true });
+      counted = preview.selected;
       const alone = preview.left_alone ? `; ${preview.left_alone} more match and are left alone (their status)` : "";
       replace($("bulk-says"), preview.selected
         ? `${preview.selected} orders would be touched by ${preview.action} (${preview.filter})${alone}. ` +
@@ -195,6 +197,10 @@ function setupBulk(filters) {
   $("bulk-run").addEventListener("click", async () => {
     const typed = parseInt($("bulk-count").value, 10);
     if (!previewed || !(typed > 0)) { replace($("bulk-progress"), "Type the number of orders first."); return; }
+    if (typed !== counted) {
+      replace($("bulk-progress"), `Type ${counted}, the number of orders the preview counted, to run it.`);
+      return;
+    }
     try {
       const started = await post({ ...previewed, confirm_count: typed });
       $("bulk-confirm").hidden = true;
