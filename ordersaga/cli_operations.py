@@ -191,7 +191,7 @@ def deadletters_command(client: SagaClient, args) -> int:
     everything = letters_module.read(feed_for(client.state), kinds)
     chosen = letters_module.select(everything, ids=tuple(args.id), reason=args.reason, order_id=args.order)
     if args.action == "list":
-        return _print_letters(chosen, args.json)
+        return _print_letters(chosen, args.json, _letters_filter(args))
     if not args.id and not args.all:
         raise UsageError("name the letters to send back with --id, or select them with filters and --all")
     if args.dry_run == args.yes:
@@ -224,12 +224,18 @@ def deadletters_command(client: SagaClient, args) -> int:
     return 0 if all(outcome != "FAILED" for _, outcome, _ in report) else 1
 
 
-def _print_letters(chosen: list, as_json: bool) -> int:
+def _letters_filter(args) -> str:
+    parts = [f"{name} {value}" for name, value in (("id", ", ".join(args.id)), ("kind", args.kind),
+                                                    ("reason", args.reason), ("order", args.order)) if value]
+    return ", ".join(parts)
+
+
+def _print_letters(chosen: list, as_json: bool, filtered: str = "") -> int:
     if as_json:
         print(json.dumps([letter.as_json() for letter in chosen], indent=2))
         return 0
     if not chosen:
-        print("No dead letters.")
+        print(f"No dead letters match ({filtered})." if filtered else "No dead letters.")
     for letter in chosen:
         again = f" (again, after redrive {letter.redriven_by})" if letter.redriven_by else ""
         print(f"{letter.id:<16} {letter.kind:<9} {letter.time[:19]:<19} {letter.order_id or '-':<30} "
