@@ -7,7 +7,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test unit e2e chaos production replay-record soak fuzz bench runtime venv up down status protos clean
+.PHONY: demo test unit e2e chaos production replay-record soak fuzz bench bench-scale runtime venv up down status protos clean
 
 demo: runtime
 	$(PY) -m ordersaga.demo
@@ -79,6 +79,13 @@ clean: down
 
 bench: runtime
 	$(PY) -m ordersaga.bench
+
+# 100,000 orders parked at approval at once, then approved in bulk (hours on two cores):
+# docs/performance.md, "100,000 orders waiting". SCALE_ORDERS=N, SCALE_PROFILE=production.
+SCALE_ORDERS ?= 100000
+SCALE_PROFILE ?= embedded
+bench-scale: runtime
+	$(PY) -m ordersaga.bench --only-parked --parked $(SCALE_ORDERS) --profile $(SCALE_PROFILE)
 
 # The Kubernetes chart (deploy/helm/ordersaga), checked offline: helm found or built
 # (ordersaga/deploytools.py), then lint, render and schema checks (tests/deploy).

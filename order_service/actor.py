@@ -30,14 +30,21 @@ from order_service import order_rules as rules
 from order_service.actor_host import incoming_traceparent
 from order_service.actor_ports import ActorPorts, DaprPorts, SagaRun
 from order_service.domain import (
-    IN_FLIGHT_LABEL,
     OrderRequest,
     OrderState,
     OrderStatus,
+    continuation_instance_id,
     describe,
 )
-from order_service.messages import RetryInput, SagaInput
-from order_service.sagas import APPROVAL_EVENT, CANCEL_EVENT, RETRY_SAGA_NAME, SAGA_NAME
+from order_service.messages import DecidedInput, RetryInput, SagaInput
+from order_service.sagas import (
+    APPROVAL_EVENT,
+    CANCEL_EVENT,
+    DECIDED_SAGA_NAME,
+    PARKING_VERSIONS,
+    RETRY_SAGA_NAME,
+    SAGA_NAME,
+)
 from order_service.settings import Settings
 from order_service.sidecar import ActorRefusal
 
@@ -57,14 +64,16 @@ _SAGA_ENDED = {"COMPLETED", "FAILED", "TERMINATED"}
 log = logging.getLogger("order_service.actor")
 _settings = Settings()
 _ports: ActorPorts | None = None
+_saga_version = ""
 
 
-def configure(settings: Settings, ports: ActorPorts | None = None) -> None:
+def configure(settings: Settings, ports: ActorPorts | None = None, saga_version: str = "") -> None:
     """Called once by the composition root (and by tests, with fakes): the settings for new
-    sagas, and the way out to the sidecar."""
-    global _settings, _ports
+    sagas, the way out to the sidecar, and the version new sagas run (the latest registered)."""
+    global _settings, _ports, _saga_version
     _settings = settings
     _ports = ports
+    _saga_version = saga_version
 
 
 def ports() -> ActorPorts:
@@ -121,6 +130,9 @@ class OrderActorInterface(ActorInterface):
     @actormethod(name="note_stalled")
     async def note_stalled(self, data: dict) -> dict: ...
 
+    @actormethod(name="settle")
+    async def settle(self, data: dict) -> dict | None: ...
+
 
 def traced(method):
     """A span for an actor method, in the order's own trace: the caller's span is the parent
@@ -160,14 +172,13 @@ class OrderActor(Actor, OrderActorInterface, Remindable):
             return existing.model_dump(mode="json")
 
         # In this order, each step safe to stop after: the check-up first (it mends whatever a
-        # stop leaves), the index next (the order is listed as soon as it exists), then the
-        # order itself, owing its `placed` event, which goes out before the saga starts.
+        # stop leaves), then the order itself, owing its row in the orders index and its
+        # `placed` event, both paid before the saga starts.
         await self._arm_checkup()
-        await ports().note_in_index(request.order_id, IN_FLIGHT_LABEL)
         order = rules.new_order(request, at=now_iso(), trace_parent=observability.current_traceparent(),
-                                threshold_cents=_settings.approval_threshold_cents)
+                                threshold_cents=_settings.approval_threshold_cents, saga_version=_saga_version)
         await self._save(order)
-        await self._settle(order, strict=True)  # a broker that is down refuses the order (UNAVAILABLE)
+        await self._settle(order, strict=True)  # a store or broker that is down refuses the order (UNAVAILABLE)
         await self._start_saga(order)  # new: no saga can exist yet, so no need to look first
         log.info("order=%s step=place outcome=PLACED total_cents=%d lines=%d", order.order_id,
                  request.total_cents, len(request.items))
@@ -198,12 +209,17 @@ class OrderActor(Actor, OrderActorInterface, Remindable):
         order = await self._require()
         decision, approver = data["decision"], data.get("approver", "")
         if rules.decision_verdict(order, decision, _settings.approval_threshold_cents) == "duplicate":
+            await self._settle(order)  # a repeat also starts the second half a stop kept from starting
             return {"outcome": "duplicate", "decision": order.decision}
-        # Raise first, then remember: a crash in between re-raises on redelivery, and the saga
-        # takes the first event it gets, so the outcome is the same.
-        await ports().raise_event(order.saga_instance_id, APPROVAL_EVENT, data)
+        # A saga that waits in the engine (v1, v2) is told first, then the decision is
+        # remembered: a crash in between re-raises on redelivery, and the saga takes the first
+        # event it gets. A saga that parks (v3) waits for nothing: the decision is saved, and
+        # starts the saga's second half once the order is parked (now, or when it gets there).
+        if not order.parked and order.saga_version not in PARKING_VERSIONS:
+            await ports().raise_event(order.saga_instance_id, APPROVAL_EVENT, data)
         rules.remember_decision(order, decision, approver, now_iso())
         await self._save(order)
+        await self._settle(order)
         return {"outcome": "accepted", "decision": decision}
 
     @traced
@@ -213,11 +229,14 @@ class OrderActor(Actor, OrderActorInterface, Remindable):
         Answers the saga whether a cancel was accepted: entering an in-flight status is then
         refused (order_rules.may_enter), so the saga unwinds instead of charging or shipping."""
         order = await self._require()
+        was_parked = order.parked
         if rules.apply_records(order, data["records"], data.get("unfinished"), now_iso()):
             await self._save(order)
             if order.status.terminal:
                 await self._drop_checkup(order)
-        await self._settle(order)  # also on a retried call: the index label may be what failed
+            elif order.parked and not was_parked and not order.continuation:
+                await self._arm_checkup(at=order.approval_due)  # the check-up ends the wait
+        await self._settle(order)  # also on a retried call: the index row may be what failed
         return {"cancel_requested": order.cancel_requested}
 
     @traced
@@ -266,6 +285,14 @@ class OrderActor(Actor, OrderActorInterface, Remindable):
                         order.saga_instance_id, version)
         return order.model_dump(mode="json")
 
+    async def settle(self, data: dict | None = None) -> dict | None:
+        """Pay what the order still owes (its index row, its events, the start of its second
+        half): the stuck scan asks orders whose row is of an older release to write it."""
+        order = await self._load()
+        if order is not None:
+            await self._settle(order)
+        return order.model_dump(mode="json") if order else None
+
     async def receive_reminder(self, name: str, state: bytes, due_time: timedelta, period: timedelta,
                                ttl: timedelta | None = None) -> None:
         order = await self._load()
@@ -285,7 +312,14 @@ class OrderActor(Actor, OrderActorInterface, Remindable):
         await self._mend(order)
         if order.status.terminal:
             return
-        if order.status != OrderStatus.PLACED:
+        if order.parked:  # no workflow is in charge: the check-up ends the wait when it is due
+            if rules.time_out(order, _past(order.approval_due, 0), now_iso()):
+                await self._save(order)
+                log.info("order=%s step=approval outcome=WAIT_ENDED due=%s", order.order_id, order.approval_due)
+                await self._settle(order)
+            elif not order.continuation:
+                await self._purge_first_half(order)
+        elif order.status != OrderStatus.PLACED:
             run = await ports().saga_run(order.saga_instance_id)
             if run is None or run.status in _SAGA_ENDED:
                 await self._adopt_lost_ending(order, run)
@@ -299,6 +333,18 @@ class OrderActor(Actor, OrderActorInterface, Remindable):
         """Whatever a stop in PlaceOrder (or later) left undone: what is owed, and the saga."""
         await self._settle(order, strict=order.status == OrderStatus.PLACED)
         await self._ensure_saga(order)
+
+    async def _purge_first_half(self, order: OrderState) -> None:
+        """A parked order's first workflow ended at the gate: its history goes now rather than
+        after the retention time (its retention reminder with it), so a waiting order keeps
+        nothing in the engine or the scheduler but its check-up. Best effort: the retention
+        policy purges it otherwise."""
+        try:
+            run = await ports().saga_run(order.saga_instance_id)
+            if run is not None and run.status in _SAGA_ENDED:
+                await ports().purge_workflow(order.saga_instance_id)
+        except Exception as error:  # noqa: BLE001 - the engine away: the retention policy does it
+            log.info("order=%s step=checkup outcome=NOT_PURGED detail=%s", order.order_id, _one_line(error))
 
     async def _adopt_lost_ending(self, order: OrderState, run: SagaRun | None) -> None:
         """The saga ended (or is gone) while the order is still in flight (order_rules.adopt_lost_ending)."""
@@ -314,16 +360,15 @@ class OrderActor(Actor, OrderActorInterface, Remindable):
         await self._settle(order)
 
     async def _settle(self, order: OrderState, strict: bool = False) -> None:
-        """Pay what the order owes the world, in order: its index label, its events (each under a
-        stable id, so a second copy is dropped by consumers), the cancel its saga must hear of.
+        """Pay what the order owes the world, in order: its index row, its events (each under a
+        stable id, so a second copy is dropped by consumers), the cancel its saga must hear of,
+        the start of a parked order's second half.
         What fails stays owed, saved with the order, and the settle reminder tries again;
         `strict` raises it to the caller as well (UNAVAILABLE), who must not go on without it."""
         if not order.owes_anything:
             return
         try:
-            if order.indexed_as != order.index_label:
-                await ports().note_in_index(order.order_id, order.index_label)
-                order.indexed_as = order.index_label
+            await self._pay_row(order)
             while order.owed_events:
                 await ports().publish(order.owed_events[0])
                 order.owed_events.pop(0)
@@ -331,6 +376,10 @@ class OrderActor(Actor, OrderActorInterface, Remindable):
                 await ports().raise_event(order.saga_instance_id, CANCEL_EVENT,
                                           {"reason": rules.cancel_reason(order)})
                 order.cancel_raised = True
+            if order.owes_continuation:
+                await self._start_continuation(order)
+                rules.continued(order)
+                await self._pay_row(order)  # it names the second half's workflow now
         except Exception as error:  # noqa: BLE001 - the sidecar, the broker or the engine: owed still
             await self._save(order)  # what was paid is not paid twice
             log.warning("order=%s step=settle outcome=OWED detail=%s", order.order_id, _one_line(error))
@@ -339,6 +388,13 @@ class OrderActor(Actor, OrderActorInterface, Remindable):
                 raise OrderError("UNAVAILABLE", f"order {order.order_id}: {_one_line(error)}") from error
             return
         await self._save(order)
+
+    @staticmethod
+    async def _pay_row(order: OrderState) -> None:
+        row = order.index_row_json()
+        if order.indexed_as != row:
+            await ports().note_in_index(order.order_id, row)
+            order.indexed_as = row
 
     async def _ensure_saga(self, order: OrderState) -> None:
         """Start the saga a stop prevented. Only while the order is PLACED: a saga that ran
@@ -350,14 +406,31 @@ class OrderActor(Actor, OrderActorInterface, Remindable):
 
     async def _start_saga(self, order: OrderState) -> None:
         """Start the order's saga (the latest version), with the threshold frozen with it."""
-        saga_input = SagaInput(
+        await ports().start_workflow(SAGA_NAME, self._saga_input(order).model_dump(mode="json"),
+                                     order.saga_instance_id)
+
+    def _saga_input(self, order: OrderState) -> SagaInput:
+        return SagaInput(
             order=order.request,
             approval_threshold_cents=order.approval_threshold_cents
             if order.approval_threshold_cents is not None else _settings.approval_threshold_cents,
             approval_timeout_s=_settings.approval_timeout_s,
             step_timeout_s=_settings.step_timeout_s,
         )
-        await ports().start_workflow(SAGA_NAME, saga_input.model_dump(mode="json"), order.saga_instance_id)
+
+    async def _start_continuation(self, order: OrderState) -> None:
+        """Start a parked order's second half (once: a start that went through before a stop
+        is found running)."""
+        decided = DecidedInput(saga=self._saga_input(order), outcome=order.continuation,
+                               approver=order.decided_by)
+        try:
+            await ports().start_workflow(DECIDED_SAGA_NAME, decided.model_dump(mode="json"),
+                                         continuation_instance_id(order.order_id))
+        except Exception as error:  # noqa: BLE001 - grpc's errors are of many classes
+            if not _already_exists(error):
+                raise
+        log.info("order=%s step=approval outcome=%s detail=second half started", order.order_id,
+                 order.continuation.upper())
 
     async def _start_retry(self, order: OrderState, by: str) -> None:
         retry_input = RetryInput(order=order.request, unfinished=order.unfinished, attempt=order.retries,
@@ -372,13 +445,28 @@ class OrderActor(Actor, OrderActorInterface, Remindable):
 
     # ---- reminders -----------------------------------------------------------------------
 
-    async def _arm_checkup(self) -> None:
+    async def _arm_checkup(self, at: str = "") -> None:
         """The check-up: soon after placing (a saga that never started is started then), then
         once per deadline while the order is in flight; it expires by itself, so it never has
-        to be deleted as it fires. An order that ends drops it (`_drop_checkup`)."""
+        to be deleted as it fires. An order that ends drops it (`_drop_checkup`). A parked
+        order's check-up comes soon (it purges the ended first workflow) and then at the end of
+        its wait (`at`), which it ends: one reminder per waiting order, and no durable timer
+        (saga v3)."""
         deadline = timedelta(seconds=_settings.order_deadline_s)
         first = min(timedelta(seconds=_settings.start_check_s), deadline)
-        await self.register_reminder(CHECKUP_REMINDER, b"", first, deadline, ttl=3 * deadline + first)
+        period = deadline
+        if at:  # soon (it purges the ended first workflow), then at the end of the wait
+            wait = max(datetime.fromisoformat(at) - datetime.now(timezone.utc), timedelta(seconds=1))
+            first = min(first, wait)
+            period = max(wait - first, timedelta(seconds=1))
+        try:
+            await self.register_reminder(CHECKUP_REMINDER, b"", first, period, ttl=3 * deadline + first + period)
+        except Exception:
+            if not at:
+                raise
+            # Not moved: the check-up armed at placing still comes once per deadline (later
+            # than the wait's end by up to the deadline's hour), and ends the wait then.
+            log.warning("order=%s step=checkup outcome=NOT_MOVED detail=to %s", self.id.id, at)
 
     async def _arm_settle(self, order: OrderState) -> None:
         try:
@@ -413,6 +501,8 @@ class OrderActor(Actor, OrderActorInterface, Remindable):
         return order
 
     async def _save(self, order: OrderState) -> None:
+        if order.status != getattr(self, "_stored_status", None):
+            order.status_since = now_iso()
         await self._state_manager.set_state(STATE_KEY, order.model_dump_json())
         await self._state_manager.save_state()
         admission.current().note(order.order_id, order.status)  # every status change comes here
@@ -424,6 +514,11 @@ def _past(iso_time: str, seconds: float) -> bool:
     if not iso_time:
         return True
     return datetime.now(timezone.utc) >= datetime.fromisoformat(iso_time) + timedelta(seconds=seconds)
+
+
+def _already_exists(error: Exception) -> bool:
+    code = getattr(error, "code", None)
+    return callable(code) and getattr(code(), "name", "") == "ALREADY_EXISTS"
 
 
 def _one_line(error: Exception) -> str:

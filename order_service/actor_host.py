@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import logging
 from contextvars import ContextVar
+from datetime import timedelta
 
+from dapr.actor.runtime.config import ActorRuntimeConfig
 from dapr.actor.runtime.grpc_host import ActorGrpcHost
 from dapr.actor.runtime.runtime import ActorRuntime
 
@@ -69,7 +71,11 @@ class TracedActorHost(ActorGrpcHost):
         await super()._on_invoke(session, request)
 
 
-def new_actor_host() -> ActorGrpcHost:
+def new_actor_host(idle_s: int = 3600) -> ActorGrpcHost:
+    # An actor leaves memory (this process's and its sidecar's) `idle_s` after its last call:
+    # a waiting order costs nothing there (the SDK's default is an hour).
+    ActorRuntime.set_actor_config(ActorRuntimeConfig(actor_idle_timeout=timedelta(seconds=idle_s),
+                                                     actor_scan_interval=timedelta(seconds=min(30, idle_s))))
     # app_port=0: this process's own gRPC server already provides the app channel.
     host = TracedActorHost(app_port=0)
     if sidecar().token:

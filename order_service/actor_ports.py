@@ -1,7 +1,8 @@
 """What OrderActor asks of the world outside its own state, behind one small interface: publish a
-lifecycle event, note the order in the index, start a workflow, look one up, raise an event to
-one. The actor's rules are tested against a fake of it (tests/unit/test_actor.py); `DaprPorts`
-is the real one, through order-service's own sidecar (order_service/sidecar.py).
+lifecycle event, write the order's row in the index, start a workflow, look one up, raise an
+event to one, purge a finished one. The actor's rules are tested against a fake of it
+(tests/unit/test_actor.py); `DaprPorts` is the real one, through order-service's own sidecar
+(order_service/sidecar.py).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ __all__ = ["ActorPorts", "DaprPorts", "SagaRun"]
 class ActorPorts(Protocol):
     async def publish(self, event: LifecycleEvent) -> None: ...
 
-    async def note_in_index(self, order_id: str, label: str) -> None: ...
+    async def note_in_index(self, order_id: str, row_json: str) -> None: ...
 
     async def start_workflow(self, name: str, workflow_input: dict, instance_id: str) -> None: ...
 
@@ -27,13 +28,15 @@ class ActorPorts(Protocol):
 
     async def raise_event(self, instance_id: str, name: str, data: dict) -> None: ...
 
+    async def purge_workflow(self, instance_id: str) -> None: ...
+
 
 class DaprPorts:
     async def publish(self, event: LifecycleEvent) -> None:
         await events.publish(event)
 
-    async def note_in_index(self, order_id: str, label: str) -> None:
-        await index.note(sidecar(), order_id, label)
+    async def note_in_index(self, order_id: str, row_json: str) -> None:
+        await index.note(sidecar(), order_id, row_json)
 
     async def start_workflow(self, name: str, workflow_input: dict, instance_id: str) -> None:
         await sidecar().start_workflow(name, workflow_input, instance_id)
@@ -43,3 +46,6 @@ class DaprPorts:
 
     async def raise_event(self, instance_id: str, name: str, data: dict) -> None:
         await sidecar().raise_event(instance_id, name, data)
+
+    async def purge_workflow(self, instance_id: str) -> None:
+        await sidecar().purge_workflow(instance_id)

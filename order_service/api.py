@@ -12,11 +12,12 @@ import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
 
 import grpc
 from pydantic import ValidationError
 
-from order_service import admission, index
+from order_service import admission, bulk, index, queries
 from order_service import orders_pb2 as pb
 from order_service import orders_pb2_grpc as pb_grpc
 from order_service.domain import ID_PATTERN, OrderRequest, OrderStatus, describe
@@ -33,6 +34,15 @@ WATCH_MAX_S = 24 * 3600  # a watch ends after a day even if the order is still i
 # approvals need (issue 18, hole 7).
 UNARY_THREADS = 32
 _ID = re.compile(ID_PATTERN)
+_TERMINAL = frozenset(s.value for s in OrderStatus if s.terminal)
+
+
+def filter_of(message) -> queries.ListFilter:
+    """The filter of a ListOrdersRequest or an OrderFilter (the same fields)."""
+    return queries.ListFilter(status=message.status, customer=message.customer_id, reason=message.reason,
+                              placed_after=message.placed_after, placed_before=message.placed_before,
+                              saga_version=message.saga_version, in_status_for_s=message.in_status_for_s,
+                              text=message.text, stuck=message.stuck)
 
 
 def server_threads(max_watchers: int) -> int:
@@ -41,10 +51,13 @@ def server_threads(max_watchers: int) -> int:
 
 
 class OrderApi(pb_grpc.OrderServiceServicer):
-    def __init__(self, actors: Actors, sidecar: Sidecar | None = None, max_watchers: int = 64):
+    def __init__(self, actors: Actors, sidecar: Sidecar | None = None, max_watchers: int = 64,
+                 stuck_after_s: int = 600, retention_s: int = 86400):
         self._actors = actors
         self._sidecar = sidecar  # the workflows' states and histories, the orders index
         self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="list-orders")
+        self._stuck = queries.StuckRules(after_s=stuck_after_s)
+        self._retention_s = retention_s
         self._max_watchers = max_watchers
         self._watch_slots = threading.BoundedSemaphore(max_watchers)
 
@@ -87,32 +100,30 @@ class OrderApi(pb_grpc.OrderServiceServicer):
         return self._order(context, order_id)
 
     def ListOrders(self, request: pb.ListOrdersRequest, context) -> pb.ListOrdersResponse:
-        wanted = request.status.strip().upper()
-        if wanted and wanted not in OrderStatus.__members__:
-            # Quote at most the start of it: a status message (a trailer) over 8 KiB makes the
-            # client drop the answer as RESOURCE_EXHAUSTED.
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                          f"status: unknown status {request.status[:64]!r}; one of {', '.join(OrderStatus)}")
+        """A page of what the filter selects, from the orders index alone (order_service/queries.py):
+        no actor is asked (but those of an older release's rows on the page), and the engine
+        only for the stuck reason of the page's orders."""
+        wanted = self._filter(context, filter_of(request))
+        now = datetime.now(timezone.utc)
+        rows = self._rows(context)
         try:
-            labels = index.read_all(self._sidecar)
-        except Exception as error:  # noqa: BLE001 - the sidecar or the store: a list cannot be made
-            context.abort(grpc.StatusCode.UNAVAILABLE, f"the orders index could not be read: {_first_line(error)}")
-        # A label is a hint: an order labelled IN_FLIGHT may have ended since (its label is
-        # written after the order), so it is a candidate for every status, and its actor says.
-        candidates = sorted(oid for oid, label in labels.items()
-                            if not wanted or label == wanted or label == index.IN_FLIGHT)
-        orders, unread = [], []
-        for order_id, (order, error) in zip(candidates, self._pool.map(self._order_or_error, candidates)):
-            if error:
-                unread.append((order_id, error))
-            elif order is not None and (not wanted or order.status == wanted):
-                orders.append(order)
-        if unread:  # never a partial list that does not say so
-            first_id, first_error = unread[0]
-            context.abort(grpc.StatusCode.UNAVAILABLE,
-                          f"{len(unread)} of {len(candidates)} orders could not be read (first: {first_id}: "
-                          f"{first_error[:200]}): try again")
-        return pb.ListOrdersResponse(orders=orders)
+            page = queries.select(rows, wanted, page_size=request.page_size, token=request.page_token, now=now,
+                                  rules=self._stuck)
+        except queries.BadQuery as error:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+        orders = [order for order in self._pool.map(lambda item: self._listed(*item, wanted, now), page.rows)
+                  if order is not None]
+        return pb.ListOrdersResponse(orders=orders, next_page_token=page.next_token, total_matching=page.matching,
+                                     counts_by_status=page.counts)
+
+    def StartBulkAction(self, request: pb.BulkActionRequest, context) -> pb.BulkAction:
+        return bulk.start(self, request, context)
+
+    def GetBulkAction(self, request: pb.GetBulkActionRequest, context) -> pb.BulkAction:
+        return bulk.get(self, request, context)
+
+    def ListBulkActions(self, request: pb.ListBulkActionsRequest, context) -> pb.ListBulkActionsResponse:
+        return bulk.list_recent(self, context)
 
     def WatchOrder(self, request: pb.WatchOrderRequest, context):
         order_id = _valid_id(context, request.order_id)
@@ -161,22 +172,75 @@ class OrderApi(pb_grpc.OrderServiceServicer):
             context.abort(grpc.StatusCode.NOT_FOUND, f"order {order_id} does not exist")
         return self._to_proto(state)
 
-    def _order_or_error(self, order_id: str) -> tuple[pb.Order | None, str]:
-        """The order (None when it does not exist: the index may name an order whose placing
-        stopped before it was saved), or why it could not be read."""
+    def _filter(self, context, wanted: queries.ListFilter) -> queries.ListFilter:
         try:
-            state = self._actors.call(order_id, "get")
-        except ActorCallError as error:
-            return None, f"{error.code}: {error.message}"
-        return (self._to_proto(state) if state else None), ""
+            return wanted.validated()
+        except queries.BadQuery as error:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
 
-    def _to_proto(self, state: dict) -> pb.Order:
-        runtime_status = self._saga_status(state.get("saga_instance_id", ""),
-                                           OrderStatus(state["status"]).terminal)
+    def _rows(self, context) -> dict[str, queries.IndexRow]:
+        try:
+            return index.read_all(self._sidecar)
+        except Exception as error:  # noqa: BLE001 - the sidecar or the store: a list cannot be made
+            context.abort(grpc.StatusCode.UNAVAILABLE, f"the orders index could not be read: {_first_line(error)}")
+
+    def _listed(self, order_id: str, row: queries.IndexRow, wanted: queries.ListFilter,
+                now: datetime) -> pb.Order | None:
+        """A listed order: its summary from its row. A row of an older release (a bare label)
+        is read from the actor instead, and left out if the order no longer matches."""
+        if row.legacy:
+            try:
+                state = self._actors.call(order_id, "get")
+            except ActorCallError:
+                state = None
+            if state is None:
+                return None
+            order = self._to_proto(state, timeline=False)
+            return order if not wanted.status or order.status == wanted.status else None
+        order = pb.Order(order_id=order_id, customer_id=row.customer, status=row.status, reason=row.reason,
+                         total_cents=row.total_cents, saga_instance_id=row.instance_of(order_id),
+                         saga_runtime_status=self._known_saga_status(row.status, row.parked, row.final, row.since, now),
+                         placed_at=row.placed, status_since=row.since, saga_version=row.version)
+        if wanted.stuck:
+            reason = queries.stuck_reason(order_id, row, now, self._stuck)
+            engine = "PARKED" if row.parked else self._engine_status(order.saga_instance_id)
+            order.saga_runtime_status = engine or "NOT_STARTED"
+            order.stuck_reason = reason if row.parked else queries.engine_reason(reason, engine, row.status)
+        return order
+
+    def _engine_status(self, instance_id: str) -> str | None:
+        try:
+            return self._sidecar.workflow_status(instance_id)
+        except grpc.RpcError:
+            return "UNKNOWN"
+
+    def _known_saga_status(self, status: str, parked: bool, final: str, since: str, now: datetime) -> str:
+        """The saga's runtime status when the order alone knows it: a terminal order's (its
+        workflow's history purged once the retention time has passed since it ended), a
+        parked order's (no workflow waits). "" when only the engine knows."""
+        if parked:
+            return "PARKED"
+        if status in _TERMINAL and final:
+            ended = queries.parse_time(since)
+            if ended is not None and (now - ended).total_seconds() >= self._retention_s:
+                return "PURGED"
+            return final
+        return ""
+
+    def _to_proto(self, state: dict, timeline: bool = True) -> pb.Order:
+        """The order as the API answers it. A terminal or parked order's saga status comes from
+        the order alone; only an order in flight (or one that ended before the order kept it)
+        makes the engine be asked."""
+        status = state["status"]
+        runtime_status = self._known_saga_status(status, state.get("parked", False), state.get("saga_final_status", ""),
+                                                 state.get("status_since") or "", datetime.now(timezone.utc))
+        if not runtime_status:
+            runtime_status = self._saga_status(state.get("saga_instance_id", ""), OrderStatus(status).terminal)
         if runtime_status == "STALLED":
             state = self._note_stalled(state)
         request = state["request"]
         items = [pb.LineItem(**item) for item in request["items"]]
+        entries = state.get("timeline", [])
         return pb.Order(
             order_id=request["order_id"],
             customer_id=request["customer_id"],
@@ -186,9 +250,12 @@ class OrderApi(pb_grpc.OrderServiceServicer):
             saga_instance_id=state.get("saga_instance_id", ""),
             saga_runtime_status=runtime_status,
             timeline=[pb.TimelineEntry(at=e["at"], step=e["step"], outcome=e["outcome"], detail=e.get("detail", ""))
-                      for e in state.get("timeline", [])],
+                      for e in entries] if timeline else [],
             items=items,
             tracking_number=state.get("tracking_number", ""),
+            placed_at=state.get("placed_at") or (entries[0]["at"] if entries else ""),
+            status_since=state.get("status_since", ""),
+            saga_version=state.get("saga_version", ""),
         )
 
     def _note_stalled(self, state: dict) -> dict:

@@ -150,8 +150,22 @@ class OrderState(BaseModel):
     # what is still owed (events to announce, its label in the orders index, the cancel event
     # its saga must get).
     owed_events: list[LifecycleEvent] = Field(default_factory=list)
-    indexed_as: str = ""  # the orders index's label for it, as last written
+    indexed_as: str = ""  # the orders index's row for it (order_service/index.py), as last written
     cancel_raised: bool = False  # the saga was told of the accepted cancel
+    # When the order entered its status ("" on orders saved before it was kept: see `since`).
+    status_since: str = ""
+    saga_version: str = ""  # the version of the order saga it started ("" before it was kept)
+    # A saga that parks (v3) ends its workflow at the approval gate: nothing waits in the engine.
+    # The order keeps what the saga needs to go on: until when it waits, then how it goes on
+    # (`continuation`: approve, reject, timeout or cancel), which starts the saga's second half.
+    parked: bool = False
+    approval_due: str = ""  # ISO-8601 UTC: when a parked order's wait for a decision ends
+    continuation: str = ""
+    decided_at: str = ""  # when the continuation (or, before the gate, the decision) was taken
+    decided_by: str = ""  # who approved or rejected
+    # The runtime status the workflow in charge ended with, once the order is terminal: its answer
+    # then comes from the order alone ("" on orders that ended before it was kept).
+    saga_final_status: str = ""
 
     @property
     def order_id(self) -> str:
@@ -162,9 +176,14 @@ class OrderState(BaseModel):
         return self.placed_at or (self.timeline[0].at if self.timeline else "")
 
     @property
-    def index_label(self) -> str:
-        """The label ListOrders finds the order under: IN_FLIGHT, or its terminal status."""
-        return self.status.value if self.status.terminal else IN_FLIGHT_LABEL
+    def since(self) -> str:
+        return self.status_since or self.placed_time
+
+    @property
+    def owes_continuation(self) -> bool:
+        """A parked order whose decision (or timeout, or cancel) is known owes the start of its
+        saga's second half."""
+        return self.parked and bool(self.continuation)
 
     @property
     def owes_cancel(self) -> bool:
@@ -172,7 +191,14 @@ class OrderState(BaseModel):
 
     @property
     def owes_anything(self) -> bool:
-        return bool(self.owed_events) or self.indexed_as != self.index_label or self.owes_cancel
+        return bool(self.owed_events) or self.indexed_as != self.index_row_json() or self.owes_cancel or \
+            self.owes_continuation
+
+    def index_row_json(self) -> str:
+        """The order's row in the orders index (order_service/index.py), as it should read now."""
+        from order_service.index import IndexRow  # the index's format lives with the index
+
+        return IndexRow.of(self).to_json()
 
     def awaits_decision(self, current_threshold_cents: int) -> bool:
         """Whether an approval decision concerns this order: it is at or before the approval gate
@@ -200,6 +226,11 @@ CANCELLABLE = frozenset(
 def saga_instance_id(order_id: str) -> str:
     """Derived from the order id, so a second PlaceOrder can never start a second saga unnoticed."""
     return f"order-saga-{order_id}"
+
+
+def continuation_instance_id(order_id: str) -> str:
+    """The workflow of a parked order's second half, started by its decision (one per order)."""
+    return f"{saga_instance_id(order_id)}-decided"
 
 
 def retry_instance_id(order_id: str, attempt: int) -> str:

@@ -1,31 +1,41 @@
-"""A small index of orders for ListOrders: actors cannot be enumerated, so each order is noted
-in one of a fixed number of shards (`orders-index|NNNN` in order-service's state store) with a
-coarse label: IN_FLIGHT, or its terminal status. Sharding keeps ETag contention low when many
-orders are placed at once; a label is only a hint, the API reads each order from its actor.
+"""The orders index: actors cannot be enumerated, so each order keeps a row about itself in one
+of a fixed number of shards (`orders-index|NNNN` in order-service's state store), and ListOrders,
+the stuck scan and bulk actions read the rows instead of the actors.
+
+The actor writes its row whenever it changes (status, reason, its saga in charge...): the row is
+owed with the order's state and paid after each save (OrderActor._settle), so it is never lost,
+only late. A row is a few fields (order_service/queries.py's IndexRow), about 150 bytes.
+
+Why this and not Dapr's state query API: in components-contrib v1.18.4 (what daprd 1.18.3 runs)
+state.sqlite does not implement it (its features are ETag, transactions, TTL, keys-like), and
+of PostgreSQL only the v1 component does, while both profiles here keep actors and workflows in
+v2 (RUNTIME.md); actor state is not queryable through it anyway. A secondary index of our own
+works on every store Dapr has, with ETag-conditioned writes. What it costs: a query reads every
+shard (about 15 MB for 100,000 orders) and filters in order-service: docs/performance.md gives
+the figures, and what to do past a few hundred thousand orders.
+
+Sharding keeps ETag contention low when many orders change at once; a shard is rewritten whole on
+every note, so its size (orders / 1024), not the number of shards, is what each write costs.
 """
 
 from __future__ import annotations
 
+import json
 import zlib
 
 import grpc
-from pydantic import BaseModel, Field
 
 from apphost.statestore import is_write_conflict
-from order_service.domain import IN_FLIGHT_LABEL
+from order_service.queries import IndexRow
 from order_service.sidecar import Sidecar
 
 STORE = "order-store"
-# Many small shards: a shard is rewritten whole on every note, so its size, not the number of
-# shards, is what each write costs (32 shards made every write grow with the order count).
 SHARDS = 1024
-IN_FLIGHT = IN_FLIGHT_LABEL
 _ATTEMPTS = 50
 
 
-class Shard(BaseModel):
-    orders: dict[str, str] = Field(default_factory=dict)  # order id -> label
-
+# A shard's JSON: {"orders": {order id: its row (a compact JSON object), or an older release's
+# bare label}}.
 
 def shard_key(order_id: str) -> str:
     return f"orders-index|{zlib.crc32(order_id.encode()) % SHARDS:04d}"
@@ -35,17 +45,26 @@ def all_shard_keys() -> list[str]:
     return [f"orders-index|{n:04d}" for n in range(SHARDS)]
 
 
-async def note(sidecar: Sidecar, order_id: str, label: str) -> None:
-    """Record `order_id` with `label`, retrying lost optimistic-concurrency races."""
+async def note(sidecar: Sidecar, order_id: str, row_json: str) -> None:
+    """Write `order_id`'s row (its JSON), retrying lost optimistic-concurrency races."""
+    await _change(sidecar, order_id, json.loads(row_json))
+
+
+async def forget(sidecar: Sidecar, order_id: str) -> None:
+    """Drop `order_id`'s row (an order that was never saved)."""
+    await _change(sidecar, order_id, None)
+
+
+def forget_sync(sidecar: Sidecar, order_id: str) -> None:
+    """`forget`, from a thread."""
     key = shard_key(order_id)
     for _ in range(_ATTEMPTS):
-        data, etag = await sidecar.get_state(STORE, key)
-        shard = Shard.model_validate_json(data) if data else Shard()
-        if shard.orders.get(order_id) == label:
+        data, etag = sidecar.get_state_sync(STORE, key)
+        changed = _changed(data, order_id, None)
+        if changed is None:
             return
-        shard.orders[order_id] = label
         try:
-            await sidecar.save_state_if(STORE, key, shard.model_dump_json().encode(), etag)
+            sidecar.save_state_if_sync(STORE, key, changed, etag)
             return
         except grpc.RpcError as error:
             if not is_write_conflict(error):
@@ -53,9 +72,47 @@ async def note(sidecar: Sidecar, order_id: str, label: str) -> None:
     raise RuntimeError(f"could not update {key} after {_ATTEMPTS} attempts")
 
 
-def read_all(sidecar: Sidecar) -> dict[str, str]:
-    """Every indexed order with its label (from a thread: the API runs in threads)."""
-    labels: dict[str, str] = {}
-    for data in sidecar.get_bulk_state(STORE, all_shard_keys()).values():
-        labels.update(Shard.model_validate_json(data).orders)
-    return labels
+async def _change(sidecar: Sidecar, order_id: str, value: dict | None) -> None:
+    key = shard_key(order_id)
+    for _ in range(_ATTEMPTS):
+        data, etag = await sidecar.get_state(STORE, key)
+        changed = _changed(data, order_id, value)
+        if changed is None:
+            return
+        try:
+            await sidecar.save_state_if(STORE, key, changed, etag)
+            return
+        except grpc.RpcError as error:
+            if not is_write_conflict(error):
+                raise
+    raise RuntimeError(f"could not update {key} after {_ATTEMPTS} attempts")
+
+
+def _changed(data: bytes, order_id: str, value: dict | None) -> bytes | None:
+    """The shard with `order_id`'s row set to `value` (None: dropped), or None if it already is."""
+    shard = json.loads(data) if data else {"orders": {}}
+    orders = shard.setdefault("orders", {})
+    if orders.get(order_id) == value or (value is None and order_id not in orders):
+        return None
+    if value is None:
+        del orders[order_id]
+    else:
+        orders[order_id] = value
+    return json.dumps(shard, separators=(",", ":")).encode()
+
+
+# Shards per GetBulkState: one answer carrying every shard would pass gRPC's 4 MiB message
+# limit (the client's and daprd's) at about 20,000 orders; 32 shards of 100,000 orders' rows
+# are about 0.6 MB.
+SHARDS_PER_READ = 32
+
+
+def read_all(sidecar: Sidecar) -> dict[str, IndexRow]:
+    """Every indexed order with its row (from a thread: the API runs in threads)."""
+    rows: dict[str, IndexRow] = {}
+    keys = all_shard_keys()
+    for start in range(0, len(keys), SHARDS_PER_READ):
+        for data in sidecar.get_bulk_state(STORE, keys[start:start + SHARDS_PER_READ]).values():
+            for order_id, value in json.loads(data).get("orders", {}).items():
+                rows[order_id] = IndexRow.parse(value)
+    return rows

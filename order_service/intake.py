@@ -12,35 +12,21 @@ event that comes while too many sagas are at work (admission control).
 
 from __future__ import annotations
 
-import json
 import logging
-from typing import Callable
 
 from cloudevents.sdk.event import v1
 from dapr.clients.grpc._response import TopicEventResponse
-from pydantic import BaseModel
 
 from apphost.observability import REQUESTS_REFUSED
 from order_service import admission, event_data
+from order_service.dead_letters import DeadLetter, PublishDeadLetter, letter
 from order_service.domain import OrderRequest
 from order_service.metrics import DEAD_LETTERS
 from order_service.sidecar import ActorCallError, Actors
 
 log = logging.getLogger("order_service.intake")
 _NEVER = {"INVALID_ARGUMENT", "ALREADY_EXISTS"}  # refusals a redelivery cannot change
-_KEPT_BYTES = 4096  # of the refused event's data, in its dead letter
-
-
-class DeadLetter(BaseModel):
-    """What `order-requests-deadletter` carries: the refused event, and why."""
-
-    event_id: str
-    source: str = ""
-    reason: str
-    data: str  # the event's data as text, cut at 4 KiB
-
-
-PublishDeadLetter = Callable[[DeadLetter], None]
+__all__ = ["DeadLetter", "IntakeHandler", "parse_request"]
 
 
 class IntakeHandler:
@@ -70,10 +56,8 @@ class IntakeHandler:
         return TopicEventResponse("success")
 
     def _refuse(self, event: v1.Event, reason: str, order_id: str) -> TopicEventResponse:
-        letter = DeadLetter(event_id=event.EventID() or "", source=event.Source() or "", reason=reason,
-                            data=_as_text(event.Data())[:_KEPT_BYTES])
         try:
-            self._dead_letters(letter)
+            self._dead_letters(letter(event, reason))
         except Exception as error:  # noqa: BLE001 - the broker's client raises many kinds
             log.warning("intake event=%s order=%s refused (%s) but its dead letter was not published, retrying: %s",
                         event.EventID(), order_id, reason, error)
@@ -94,14 +78,3 @@ def parse_request(data: object) -> OrderRequest:
     """The order in an event's data; ValueError (with the reason, worded as PlaceOrder's
     INVALID_ARGUMENT) when it is not one."""
     return event_data.parse(data, OrderRequest, prefix="INVALID_ARGUMENT: ")
-
-
-def _as_text(data: object) -> str:
-    if isinstance(data, (bytes, bytearray)):
-        return bytes(data).decode(errors="replace")
-    if isinstance(data, str):
-        return data
-    try:
-        return json.dumps(data)
-    except (TypeError, ValueError):
-        return repr(data)

@@ -86,7 +86,13 @@ class ShipmentCall(BaseModel):
 
 
 class StepRecord(BaseModel):
-    """A timeline entry for the actor; `status`/`reason` move the order's status with it."""
+    """A timeline entry for the actor; `status`/`reason` move the order's status with it.
+
+    Extra fields ride along only where a saga sets them, so histories recorded before they
+    existed replay unchanged: `parks_until` (saga v3), with AWAITING_APPROVAL: the saga parks
+    and the order waits until then."""
+
+    model_config = ConfigDict(extra="allow")
 
     order_id: str
     step: str
@@ -127,6 +133,14 @@ class RetryInput(BaseModel):
     step_timeout_s: int = 30
 
 
+class DecidedInput(BaseModel):
+    """The input of `order_saga_decided`: a parked order's saga, and how its wait ended."""
+
+    saga: SagaInput
+    outcome: Literal["approve", "reject", "timeout", "cancel"]
+    approver: str = ""
+
+
 class ApprovalDecision(BaseModel):
     """The data of an approval CloudEvent on `order-approvals` (DESIGN.md)."""
 
@@ -136,6 +150,43 @@ class ApprovalDecision(BaseModel):
     decision: Literal["approve", "reject"]
     approver: str = Field(default="", max_length=200)
     reason: str = Field(default="", max_length=1000)
+
+
+class BulkInput(BaseModel):
+    """The input of `ordersaga_bulk_action`: what to do to every order a filter selects."""
+
+    bulk_id: str
+    action: Literal["retry", "close", "cancel", "approve", "reject"]
+    filter: dict  # order_service.queries.ListFilter's fields
+    operator: str = ""
+    note: str = ""
+    rate_per_s: float = 20.0
+    requested_at: str = ""
+    chunk_size: int = 250
+
+
+class BulkHead(BaseModel):
+    """What the selection took: the orders are stored in `chunks` of the input's chunk size."""
+
+    selected: int
+    chunks: int
+    left_alone: int = 0  # matched the filter, but the action does not apply to their status
+
+
+class BulkChunk(BaseModel):
+    job: BulkInput
+    number: int
+
+
+class BulkCounts(BaseModel):
+    done: int = 0
+    changed: int = 0
+    skipped: int = 0
+    failed: int = 0
+
+    def plus(self, other: "BulkCounts") -> "BulkCounts":
+        return BulkCounts(done=self.done + other.done, changed=self.changed + other.changed,
+                          skipped=self.skipped + other.skipped, failed=self.failed + other.failed)
 
 
 # The call models name OrderUpdate before it is defined.

@@ -9,10 +9,11 @@ the API answers with (DESIGN.md's errors).
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 from order_service.domain import (
     BEFORE_APPROVAL,
     CANCELLABLE,
-    IN_FLIGHT_LABEL,
     Ending,
     FailureReason,
     LifecycleEvent,
@@ -21,6 +22,7 @@ from order_service.domain import (
     OrderStatus,
     TimelineEntry,
     Unfinished,
+    continuation_instance_id,
     retry_instance_id,
     saga_instance_id,
 )
@@ -49,19 +51,22 @@ def is_new(existing: OrderState | None, request: OrderRequest) -> bool:
     return False
 
 
-def new_order(request: OrderRequest, *, at: str, trace_parent: str, threshold_cents: int) -> OrderState:
-    """A placed order: listed in flight, owing its `placed` event (which goes out before the saga
-    starts), with the approval threshold of the day frozen with it, as the saga's input is."""
+def new_order(request: OrderRequest, *, at: str, trace_parent: str, threshold_cents: int,
+              saga_version: str = "") -> OrderState:
+    """A placed order: owing its row in the orders index and its `placed` event (both paid
+    before the saga starts), with the approval threshold of the day frozen with it, as the
+    saga's input is, and the version of the saga it will run."""
     return OrderState(
         request=request,
         saga_instance_id=saga_instance_id(request.order_id),
         timeline=[TimelineEntry(at=at, step="place", outcome="PLACED", key="place")],
         trace_parent=trace_parent,
         placed_at=at,
+        status_since=at,
+        saga_version=saga_version,
         approval_threshold_cents=threshold_cents,
         owed_events=[LifecycleEvent(order_id=request.order_id, type="placed", status=OrderStatus.PLACED.value,
                                     total_cents=request.total_cents)],
-        indexed_as=IN_FLIGHT_LABEL,
     )
 
 
@@ -79,6 +84,12 @@ def cancel(order: OrderState, reason: str, at: str) -> bool:
     order.cancel_requested = True
     order.timeline.append(TimelineEntry(at=at, step="cancel", outcome="REQUESTED", detail=reason,
                                         key="cancel:REQUESTED"))
+    if order.parked:
+        # No workflow waits to be told: the cancel is how the parked order goes on (unless its
+        # decision came first: then the second half's gates refuse to charge or ship).
+        order.cancel_raised = True
+        if not order.continuation:
+            order.continuation, order.decided_at = "cancel", at
     return True
 
 
@@ -95,6 +106,9 @@ def decision_verdict(order: OrderState, decision: str, current_threshold_cents: 
     Whether the order waits is judged by the threshold frozen with it, the one its saga runs with."""
     if order.decision and (order.decision == decision or order.status in BEFORE_APPROVAL):
         return "duplicate"
+    if order.continuation and not order.decision:
+        raise Refused("FAILED_PRECONDITION",
+                      f"order {order.order_id} no longer waits for a decision: its wait ended ({order.continuation})")
     if order.decision:
         raise Refused("FAILED_PRECONDITION",
                       f"order {order.order_id} was already decided ({order.decision}) and is {order.status}")
@@ -106,9 +120,30 @@ def decision_verdict(order: OrderState, decision: str, current_threshold_cents: 
 
 
 def remember_decision(order: OrderState, decision: str, approver: str, at: str) -> None:
-    order.decision = decision
+    """The first decision: the saga was told (a saga that waits in the engine), or, for a parked
+    order (or one whose saga will park), it is how the order goes on."""
+    order.decision, order.decided_at, order.decided_by = decision, at, approver[:100]
     order.timeline.append(TimelineEntry(at=at, step="approval", outcome="RECEIVED",
                                         detail=f"{decision} by {approver}".strip(), key="approval:RECEIVED"))
+    if order.parked and not order.continuation:
+        order.continuation = decision
+
+
+def time_out(order: OrderState, now_past_due: bool, at: str) -> bool:
+    """A parked order whose wait ended with no decision goes on as timed out (True)."""
+    if not order.parked or order.continuation or not now_past_due:
+        return False
+    order.continuation, order.decided_at = "timeout", at
+    order.timeline.append(TimelineEntry(at=at, step="approval", outcome="WAIT_ENDED",
+                                        detail=f"no decision by {order.approval_due}", key="approval:WAIT_ENDED"))
+    return True
+
+
+def continued(order: OrderState) -> str:
+    """The parked order's second half started: its workflow is in charge now. Its instance id."""
+    order.parked = False
+    order.saga_instance_id = continuation_instance_id(order.order_id)
+    return order.saga_instance_id
 
 
 # ---- the saga's updates -----------------------------------------------------------------------
@@ -139,10 +174,25 @@ def apply_records(order: OrderState, records: list[dict], unfinished: dict | Non
                 order.unfinished = Unfinished.model_validate(unfinished)
             elif status.terminal:
                 order.unfinished = None
+            if status.terminal:
+                order.saga_final_status = "COMPLETED"  # a saga records its end as its last step
+            if status == OrderStatus.AWAITING_APPROVAL and record.get("parks_until"):
+                park(order, record["parks_until"])
         if record.get("tracking_number"):
             order.tracking_number = record["tracking_number"]
         changed = True
     return changed
+
+
+def park(order: OrderState, until: str | datetime) -> None:
+    """The saga parked the order at the approval gate (its workflow ends): the order waits until
+    `until`; a decision that came ahead of the gate is how it goes on, at once. `until` may come
+    as a datetime: the SDK's actor serializer turns strings that look like times into them."""
+    if isinstance(until, datetime):
+        until = (until if until.tzinfo else until.replace(tzinfo=timezone.utc)).isoformat(timespec="milliseconds")
+    order.parked, order.approval_due = True, until
+    if order.decision and not order.continuation:
+        order.continuation = order.decision
 
 
 # ---- what needs a person: retry and close -------------------------------------------------------
@@ -168,6 +218,7 @@ def start_retry(order: OrderState, by: str, at: str) -> None:
                                         key=f"retry {order.retries}:REQUESTED"))
     order.status = order.unfinished.resume_status
     order.saga_instance_id = retry_instance_id(order.order_id, order.retries)
+    order.saga_final_status = ""
 
 
 def close(order: OrderState, by: str, note: str, at: str) -> bool:
@@ -241,6 +292,7 @@ def adopt_lost_ending(order: OrderState, engine_status: str, output: str, custom
             and order.status.terminal:
         if left.event:
             order.owed_events.append(left.event)
+        order.saga_final_status = "PURGED" if engine_status == "GONE" else engine_status
         return "recorded"
     returned = output.strip('"') if output else ""
     if returned in (OrderStatus.COMPLETED, OrderStatus.CANCELLED):
@@ -253,6 +305,7 @@ def adopt_lost_ending(order: OrderState, engine_status: str, output: str, custom
     order.timeline.append(TimelineEntry(at=at, step="saga", outcome="LOST", detail=detail,
                                         key=f"lost:{order.saga_instance_id}"))
     order.status, order.reason = OrderStatus.NEEDS_ATTENTION, ""
+    order.saga_final_status = "PURGED" if engine_status == "GONE" else engine_status
     order.unfinished = Unfinished(calls=[], ending=ending, resume_status=OrderStatus.COMPENSATING)
     order.owed_events.append(LifecycleEvent(order_id=order.order_id, type="needs_attention",
                                             status=OrderStatus.NEEDS_ATTENTION, detail=detail[:200],

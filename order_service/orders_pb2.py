@@ -24,13 +24,15 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aorder_service/orders.proto\x12\torders.v1\"C\n\x08LineItem\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x05\x12\x18\n\x10unit_price_cents\x18\x03 \x01(\x03\"^\n\x11PlaceOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12\"\n\x05items\x18\x03 \x03(\x0b\x32\x13.orders.v1.LineItem\"6\n\x12PlaceOrderResponse\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\"#\n\x0fGetOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\"6\n\x12\x43\x61ncelOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"7\n\x11RetryOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x10\n\x08operator\x18\x02 \x01(\t\"E\n\x11\x43loseOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x10\n\x08operator\x18\x02 \x01(\t\x12\x0c\n\x04note\x18\x03 \x01(\t\"#\n\x11ListOrdersRequest\x12\x0e\n\x06status\x18\x01 \x01(\t\"6\n\x12ListOrdersResponse\x12 \n\x06orders\x18\x01 \x03(\x0b\x32\x10.orders.v1.Order\"%\n\x11WatchOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\"J\n\rTimelineEntry\x12\n\n\x02\x61t\x18\x01 \x01(\t\x12\x0c\n\x04step\x18\x02 \x01(\t\x12\x0f\n\x07outcome\x18\x03 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\"\x83\x02\n\x05Order\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x13\n\x0btotal_cents\x18\x05 \x01(\x03\x12\x18\n\x10saga_instance_id\x18\x06 \x01(\t\x12\x1b\n\x13saga_runtime_status\x18\x07 \x01(\t\x12*\n\x08timeline\x18\x08 \x03(\x0b\x32\x18.orders.v1.TimelineEntry\x12\"\n\x05items\x18\t \x03(\x0b\x32\x13.orders.v1.LineItem\x12\x17\n\x0ftracking_number\x18\n \x01(\t2\xda\x03\n\x0cOrderService\x12I\n\nPlaceOrder\x12\x1c.orders.v1.PlaceOrderRequest\x1a\x1d.orders.v1.PlaceOrderResponse\x12\x38\n\x08GetOrder\x12\x1a.orders.v1.GetOrderRequest\x1a\x10.orders.v1.Order\x12>\n\x0b\x43\x61ncelOrder\x12\x1d.orders.v1.CancelOrderRequest\x1a\x10.orders.v1.Order\x12I\n\nListOrders\x12\x1c.orders.v1.ListOrdersRequest\x1a\x1d.orders.v1.ListOrdersResponse\x12>\n\nWatchOrder\x12\x1c.orders.v1.WatchOrderRequest\x1a\x10.orders.v1.Order0\x01\x12<\n\nRetryOrder\x12\x1c.orders.v1.RetryOrderRequest\x1a\x10.orders.v1.Order\x12<\n\nCloseOrder\x12\x1c.orders.v1.CloseOrderRequest\x1a\x10.orders.v1.Orderb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aorder_service/orders.proto\x12\torders.v1\"C\n\x08LineItem\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x05\x12\x18\n\x10unit_price_cents\x18\x03 \x01(\x03\"^\n\x11PlaceOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12\"\n\x05items\x18\x03 \x03(\x0b\x32\x13.orders.v1.LineItem\"6\n\x12PlaceOrderResponse\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\"#\n\x0fGetOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\"6\n\x12\x43\x61ncelOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"7\n\x11RetryOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x10\n\x08operator\x18\x02 \x01(\t\"E\n\x11\x43loseOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x10\n\x08operator\x18\x02 \x01(\t\x12\x0c\n\x04note\x18\x03 \x01(\t\"\xbb\x01\n\x0bOrderFilter\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x14\n\x0cplaced_after\x18\x04 \x01(\t\x12\x15\n\rplaced_before\x18\x05 \x01(\t\x12\x14\n\x0csaga_version\x18\x06 \x01(\t\x12\x17\n\x0fin_status_for_s\x18\x07 \x01(\x03\x12\r\n\x05stuck\x18\x08 \x01(\x08\x12\x0c\n\x04text\x18\t \x01(\t\"\xe8\x01\n\x11ListOrdersRequest\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x14\n\x0cplaced_after\x18\x06 \x01(\t\x12\x15\n\rplaced_before\x18\x07 \x01(\t\x12\x14\n\x0csaga_version\x18\x08 \x01(\t\x12\x17\n\x0fin_status_for_s\x18\t \x01(\x03\x12\r\n\x05stuck\x18\n \x01(\x08\x12\x0c\n\x04text\x18\x0b \x01(\t\"\xeb\x01\n\x12ListOrdersResponse\x12 \n\x06orders\x18\x01 \x03(\x0b\x32\x10.orders.v1.Order\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x16\n\x0etotal_matching\x18\x03 \x01(\x03\x12K\n\x10\x63ounts_by_status\x18\x04 \x03(\x0b\x32\x31.orders.v1.ListOrdersResponse.CountsByStatusEntry\x1a\x35\n\x13\x43ountsByStatusEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\xa7\x01\n\x11\x42ulkActionRequest\x12\x0e\n\x06\x61\x63tion\x18\x01 \x01(\t\x12&\n\x06\x66ilter\x18\x02 \x01(\x0b\x32\x16.orders.v1.OrderFilter\x12\x10\n\x08operator\x18\x03 \x01(\t\x12\x0c\n\x04note\x18\x04 \x01(\t\x12\x0f\n\x07\x64ry_run\x18\x05 \x01(\x08\x12\x15\n\rconfirm_count\x18\x06 \x01(\x03\x12\x12\n\nrate_per_s\x18\x07 \x01(\x01\"T\n\x0f\x42ulkOrderResult\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x0f\n\x07outcome\x18\x03 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\"\xc7\x02\n\nBulkAction\x12\x0f\n\x07\x62ulk_id\x18\x01 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x02 \x01(\t\x12\r\n\x05state\x18\x03 \x01(\t\x12\x10\n\x08selected\x18\x04 \x01(\x03\x12\x0c\n\x04\x64one\x18\x05 \x01(\x03\x12\x0f\n\x07\x63hanged\x18\x06 \x01(\x03\x12\x0f\n\x07skipped\x18\x07 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x08 \x01(\x03\x12+\n\x07results\x18\t \x03(\x0b\x32\x1a.orders.v1.BulkOrderResult\x12\x17\n\x0fnext_page_token\x18\n \x01(\t\x12\x12\n\nstarted_at\x18\x0b \x01(\t\x12\x13\n\x0b\x66inished_at\x18\x0c \x01(\t\x12\x0e\n\x06\x66ilter\x18\r \x01(\t\x12\x12\n\nrate_per_s\x18\x0e \x01(\x01\x12\x12\n\nleft_alone\x18\x0f \x01(\x03\x12\x10\n\x08operator\x18\x10 \x01(\t\"N\n\x14GetBulkActionRequest\x12\x0f\n\x07\x62ulk_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"\x18\n\x16ListBulkActionsRequest\"F\n\x17ListBulkActionsResponse\x12+\n\x0c\x62ulk_actions\x18\x01 \x03(\x0b\x32\x15.orders.v1.BulkAction\"%\n\x11WatchOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\"J\n\rTimelineEntry\x12\n\n\x02\x61t\x18\x01 \x01(\t\x12\x0c\n\x04step\x18\x02 \x01(\t\x12\x0f\n\x07outcome\x18\x03 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\"\xd8\x02\n\x05Order\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x13\n\x0btotal_cents\x18\x05 \x01(\x03\x12\x18\n\x10saga_instance_id\x18\x06 \x01(\t\x12\x1b\n\x13saga_runtime_status\x18\x07 \x01(\t\x12*\n\x08timeline\x18\x08 \x03(\x0b\x32\x18.orders.v1.TimelineEntry\x12\"\n\x05items\x18\t \x03(\x0b\x32\x13.orders.v1.LineItem\x12\x17\n\x0ftracking_number\x18\n \x01(\t\x12\x11\n\tplaced_at\x18\x0b \x01(\t\x12\x14\n\x0cstatus_since\x18\x0c \x01(\t\x12\x14\n\x0csaga_version\x18\r \x01(\t\x12\x14\n\x0cstuck_reason\x18\x0e \x01(\t2\xc5\x05\n\x0cOrderService\x12I\n\nPlaceOrder\x12\x1c.orders.v1.PlaceOrderRequest\x1a\x1d.orders.v1.PlaceOrderResponse\x12\x38\n\x08GetOrder\x12\x1a.orders.v1.GetOrderRequest\x1a\x10.orders.v1.Order\x12>\n\x0b\x43\x61ncelOrder\x12\x1d.orders.v1.CancelOrderRequest\x1a\x10.orders.v1.Order\x12I\n\nListOrders\x12\x1c.orders.v1.ListOrdersRequest\x1a\x1d.orders.v1.ListOrdersResponse\x12>\n\nWatchOrder\x12\x1c.orders.v1.WatchOrderRequest\x1a\x10.orders.v1.Order0\x01\x12<\n\nRetryOrder\x12\x1c.orders.v1.RetryOrderRequest\x1a\x10.orders.v1.Order\x12<\n\nCloseOrder\x12\x1c.orders.v1.CloseOrderRequest\x1a\x10.orders.v1.Order\x12\x46\n\x0fStartBulkAction\x12\x1c.orders.v1.BulkActionRequest\x1a\x15.orders.v1.BulkAction\x12G\n\rGetBulkAction\x12\x1f.orders.v1.GetBulkActionRequest\x1a\x15.orders.v1.BulkAction\x12X\n\x0fListBulkActions\x12!.orders.v1.ListBulkActionsRequest\x1a\".orders.v1.ListBulkActionsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'order_service.orders_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_LISTORDERSRESPONSE_COUNTSBYSTATUSENTRY']._loaded_options = None
+  _globals['_LISTORDERSRESPONSE_COUNTSBYSTATUSENTRY']._serialized_options = b'8\001'
   _globals['_LINEITEM']._serialized_start=41
   _globals['_LINEITEM']._serialized_end=108
   _globals['_PLACEORDERREQUEST']._serialized_start=110
@@ -45,16 +47,32 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RETRYORDERREQUEST']._serialized_end=410
   _globals['_CLOSEORDERREQUEST']._serialized_start=412
   _globals['_CLOSEORDERREQUEST']._serialized_end=481
-  _globals['_LISTORDERSREQUEST']._serialized_start=483
-  _globals['_LISTORDERSREQUEST']._serialized_end=518
-  _globals['_LISTORDERSRESPONSE']._serialized_start=520
-  _globals['_LISTORDERSRESPONSE']._serialized_end=574
-  _globals['_WATCHORDERREQUEST']._serialized_start=576
-  _globals['_WATCHORDERREQUEST']._serialized_end=613
-  _globals['_TIMELINEENTRY']._serialized_start=615
-  _globals['_TIMELINEENTRY']._serialized_end=689
-  _globals['_ORDER']._serialized_start=692
-  _globals['_ORDER']._serialized_end=951
-  _globals['_ORDERSERVICE']._serialized_start=954
-  _globals['_ORDERSERVICE']._serialized_end=1428
+  _globals['_ORDERFILTER']._serialized_start=484
+  _globals['_ORDERFILTER']._serialized_end=671
+  _globals['_LISTORDERSREQUEST']._serialized_start=674
+  _globals['_LISTORDERSREQUEST']._serialized_end=906
+  _globals['_LISTORDERSRESPONSE']._serialized_start=909
+  _globals['_LISTORDERSRESPONSE']._serialized_end=1144
+  _globals['_LISTORDERSRESPONSE_COUNTSBYSTATUSENTRY']._serialized_start=1091
+  _globals['_LISTORDERSRESPONSE_COUNTSBYSTATUSENTRY']._serialized_end=1144
+  _globals['_BULKACTIONREQUEST']._serialized_start=1147
+  _globals['_BULKACTIONREQUEST']._serialized_end=1314
+  _globals['_BULKORDERRESULT']._serialized_start=1316
+  _globals['_BULKORDERRESULT']._serialized_end=1400
+  _globals['_BULKACTION']._serialized_start=1403
+  _globals['_BULKACTION']._serialized_end=1730
+  _globals['_GETBULKACTIONREQUEST']._serialized_start=1732
+  _globals['_GETBULKACTIONREQUEST']._serialized_end=1810
+  _globals['_LISTBULKACTIONSREQUEST']._serialized_start=1812
+  _globals['_LISTBULKACTIONSREQUEST']._serialized_end=1836
+  _globals['_LISTBULKACTIONSRESPONSE']._serialized_start=1838
+  _globals['_LISTBULKACTIONSRESPONSE']._serialized_end=1908
+  _globals['_WATCHORDERREQUEST']._serialized_start=1910
+  _globals['_WATCHORDERREQUEST']._serialized_end=1947
+  _globals['_TIMELINEENTRY']._serialized_start=1949
+  _globals['_TIMELINEENTRY']._serialized_end=2023
+  _globals['_ORDER']._serialized_start=2026
+  _globals['_ORDER']._serialized_end=2370
+  _globals['_ORDERSERVICE']._serialized_start=2373
+  _globals['_ORDERSERVICE']._serialized_end=3082
 # @@protoc_insertion_point(module_scope)

@@ -69,6 +69,21 @@ class OrderServiceStub:
                 request_serializer=order__service_dot_orders__pb2.CloseOrderRequest.SerializeToString,
                 response_deserializer=order__service_dot_orders__pb2.Order.FromString,
                 _registered_method=True)
+        self.StartBulkAction = channel.unary_unary(
+                '/orders.v1.OrderService/StartBulkAction',
+                request_serializer=order__service_dot_orders__pb2.BulkActionRequest.SerializeToString,
+                response_deserializer=order__service_dot_orders__pb2.BulkAction.FromString,
+                _registered_method=True)
+        self.GetBulkAction = channel.unary_unary(
+                '/orders.v1.OrderService/GetBulkAction',
+                request_serializer=order__service_dot_orders__pb2.GetBulkActionRequest.SerializeToString,
+                response_deserializer=order__service_dot_orders__pb2.BulkAction.FromString,
+                _registered_method=True)
+        self.ListBulkActions = channel.unary_unary(
+                '/orders.v1.OrderService/ListBulkActions',
+                request_serializer=order__service_dot_orders__pb2.ListBulkActionsRequest.SerializeToString,
+                response_deserializer=order__service_dot_orders__pb2.ListBulkActionsResponse.FromString,
+                _registered_method=True)
 
 
 class OrderServiceServicer:
@@ -93,7 +108,10 @@ class OrderServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListOrders(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """One page of the orders a filter selects, newest first (placed time, then order id), from
+        the orders index alone: each order's summary (GetOrder has its timeline). A page token of
+        another query is refused with INVALID_ARGUMENT.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -117,6 +135,29 @@ class OrderServiceServicer:
     def CloseOrder(self, request, context):
         """For an order that NEEDS_ATTENTION whose unfinished work a person did by hand: ends it as
         its saga would have, with who and why on the timeline. FAILED_PRECONDITION otherwise.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StartBulkAction(self, request, context):
+        """Act on every order a filter selects: retry, close (with a note), cancel, approve or reject.
+        A dry run answers what would be touched and starts nothing; a run starts a bulk action, a
+        durable workflow (rate-limited, resumed after a crash) that reports what each order did.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetBulkAction(self, request, context):
+        """A bulk action's progress and a page of its per-order report.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListBulkActions(self, request, context):
+        """The latest bulk actions, newest first.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -159,6 +200,21 @@ def add_OrderServiceServicer_to_server(servicer, server):
                     servicer.CloseOrder,
                     request_deserializer=order__service_dot_orders__pb2.CloseOrderRequest.FromString,
                     response_serializer=order__service_dot_orders__pb2.Order.SerializeToString,
+            ),
+            'StartBulkAction': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartBulkAction,
+                    request_deserializer=order__service_dot_orders__pb2.BulkActionRequest.FromString,
+                    response_serializer=order__service_dot_orders__pb2.BulkAction.SerializeToString,
+            ),
+            'GetBulkAction': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetBulkAction,
+                    request_deserializer=order__service_dot_orders__pb2.GetBulkActionRequest.FromString,
+                    response_serializer=order__service_dot_orders__pb2.BulkAction.SerializeToString,
+            ),
+            'ListBulkActions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListBulkActions,
+                    request_deserializer=order__service_dot_orders__pb2.ListBulkActionsRequest.FromString,
+                    response_serializer=order__service_dot_orders__pb2.ListBulkActionsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -350,6 +406,87 @@ class OrderService:
             '/orders.v1.OrderService/CloseOrder',
             order__service_dot_orders__pb2.CloseOrderRequest.SerializeToString,
             order__service_dot_orders__pb2.Order.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartBulkAction(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orders.v1.OrderService/StartBulkAction',
+            order__service_dot_orders__pb2.BulkActionRequest.SerializeToString,
+            order__service_dot_orders__pb2.BulkAction.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBulkAction(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orders.v1.OrderService/GetBulkAction',
+            order__service_dot_orders__pb2.GetBulkActionRequest.SerializeToString,
+            order__service_dot_orders__pb2.BulkAction.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListBulkActions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orders.v1.OrderService/ListBulkActions',
+            order__service_dot_orders__pb2.ListBulkActionsRequest.SerializeToString,
+            order__service_dot_orders__pb2.ListBulkActionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -24,6 +24,16 @@ class Settings:
     retry_after_ms: int = 500
     # Open WatchOrder streams one replica serves at once; more are refused (RESOURCE_EXHAUSTED).
     max_watchers: int = 64
+    # How long an OrderActor stays in memory (order-service's and its sidecar's) after its last
+    # call: a waiting order costs memory only while it is being worked on (docs/performance.md).
+    actor_idle_s: int = 300
+    # An order in flight whose saga made no progress for this long is stuck (`list --stuck`,
+    # the ordersaga_stuck_orders metric); the scan that counts them runs this often (0: never).
+    stuck_after_s: int = 600
+    stuck_scan_s: int = 60
+    # How long the engine keeps a finished saga's history (the Configuration's retention, which
+    # `up` sets from the same variable): a terminal order's saga reads PURGED after it.
+    workflow_retention_s: int = 86400
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -38,4 +48,8 @@ class Settings:
             max_active_sagas=int(env("ORDERSAGA_MAX_ACTIVE_SAGAS", str(cls.max_active_sagas))),
             retry_after_ms=int(env("ORDERSAGA_RETRY_AFTER_MS", str(cls.retry_after_ms))),
             max_watchers=int(env("ORDERSAGA_MAX_WATCHERS", str(cls.max_watchers))),
+            actor_idle_s=int(float(env("ORDERSAGA_ACTOR_IDLE_S", str(cls.actor_idle_s)))),
+            stuck_after_s=int(float(env("ORDERSAGA_STUCK_AFTER_S", str(cls.stuck_after_s)))),
+            stuck_scan_s=int(float(env("ORDERSAGA_STUCK_SCAN_S", str(cls.stuck_scan_s)))),
+            workflow_retention_s=int(float(env("ORDERSAGA_WORKFLOW_RETENTION_S", str(cls.workflow_retention_s)))),
         )

@@ -210,6 +210,27 @@ class Sidecar:
             raise
         return _run(reply)
 
+    def workflow_run_sync(self, instance_id: str, timeout: float = 10) -> tuple[Run, str] | None:
+        """The instance (from a thread), with its input; None when it does not exist."""
+        try:
+            reply = workflow_grpc.TaskHubSidecarServiceStub(self.channel()).GetInstance(
+                history_pb.GetInstanceRequest(instanceId=instance_id, getInputsAndOutputs=True),
+                metadata=self.metadata(), timeout=timeout)
+        except grpc.RpcError as error:
+            if _no_such_instance(error):
+                return None
+            raise
+        run = _run(reply)
+        return (run, reply.workflowState.input.value) if run else None
+
+    def start_workflow_sync(self, name: str, workflow_input: dict, instance_id: str) -> str:
+        """Schedule workflow `name` (its latest version) as `instance_id`, from a thread."""
+        request = history_pb.CreateInstanceRequest(
+            name=name, instanceId=instance_id, input=wrappers_pb2.StringValue(value=json.dumps(workflow_input)))
+        reply = workflow_grpc.TaskHubSidecarServiceStub(self.channel()).StartInstance(
+            request, metadata=self.metadata(), timeout=60)
+        return reply.instanceId
+
     def workflow_status(self, instance_id: str, timeout: float = 10) -> str | None:
         """The instance's runtime status (from a thread), or None when it does not exist."""
         try:
@@ -222,6 +243,12 @@ class Sidecar:
             raise
         run = _run(reply)
         return run.status if run else None
+
+    async def purge_workflow(self, instance_id: str) -> None:
+        """Remove a finished instance's history (and its retention reminder) now."""
+        await workflow_grpc.TaskHubSidecarServiceStub(self.aio_channel()).PurgeInstances(
+            history_pb.PurgeInstancesRequest(instanceId=instance_id, recursive=False),
+            metadata=self.metadata(), timeout=30)
 
     async def raise_event(self, instance_id: str, name: str, data: Any) -> None:
         await workflow_grpc.TaskHubSidecarServiceStub(self.aio_channel()).RaiseEvent(
@@ -256,10 +283,27 @@ class Sidecar:
     async def save_state_if(self, store: str, key: str, value: bytes, etag: str) -> None:
         """Write `value` only if the key still has `etag` (none: only if it is absent). A lost race
         raises grpc.RpcError (apphost.statestore.is_write_conflict tells it)."""
-        item = common_v1.StateItem(key=key, value=value, etag=common_v1.Etag(value=etag) if etag else None,
-                                   options=common_v1.StateOptions(concurrency=common_v1.StateOptions.CONCURRENCY_FIRST_WRITE))
         await self._dapr(self.aio_channel()).SaveState(
-            api_v1.SaveStateRequest(store_name=store, states=[item]), metadata=self.metadata(), timeout=30)
+            api_v1.SaveStateRequest(store_name=store, states=[_conditional(key, value, etag)]),
+            metadata=self.metadata(), timeout=30)
+
+    async def save_state(self, store: str, key: str, value: bytes) -> None:
+        """Write `value` under `key`, whatever is there."""
+        await self._dapr(self.aio_channel()).SaveState(
+            api_v1.SaveStateRequest(store_name=store, states=[common_v1.StateItem(key=key, value=value)]),
+            metadata=self.metadata(), timeout=30)
+
+    def get_state_sync(self, store: str, key: str, timeout: float = 30) -> tuple[bytes, str]:
+        """The value under `key` (b"" when none) and its ETag, from a thread."""
+        reply = self._dapr(self.channel()).GetState(
+            api_v1.GetStateRequest(store_name=store, key=key), metadata=self.metadata(), timeout=timeout)
+        return reply.data, reply.etag
+
+    def save_state_if_sync(self, store: str, key: str, value: bytes, etag: str, timeout: float = 30) -> None:
+        """`save_state_if`, from a thread."""
+        self._dapr(self.channel()).SaveState(
+            api_v1.SaveStateRequest(store_name=store, states=[_conditional(key, value, etag)]),
+            metadata=self.metadata(), timeout=timeout)
 
     def get_bulk_state(self, store: str, keys: list[str], timeout: float = 60) -> dict[str, bytes]:
         """The values under `keys` that exist (from a thread)."""
@@ -317,6 +361,12 @@ def _run(reply) -> Run | None:
     state = reply.workflowState
     status = history_pb.OrchestrationStatus.Name(state.workflowStatus).removeprefix("ORCHESTRATION_STATUS_")
     return Run(status=status, output=state.output.value, custom_status=state.customStatus.value)
+
+
+def _conditional(key: str, value: bytes, etag: str) -> common_v1.StateItem:
+    """Only if the key still has `etag` (none: only if it is absent)."""
+    return common_v1.StateItem(key=key, value=value, etag=common_v1.Etag(value=etag) if etag else None,
+                               options=common_v1.StateOptions(concurrency=common_v1.StateOptions.CONCURRENCY_FIRST_WRITE))
 
 
 def _publish_request(pubsub: str, topic: str, data: bytes, event_id: str, event_type: str):

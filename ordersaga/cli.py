@@ -14,6 +14,7 @@ import time
 
 import grpc
 
+from ordersaga import cli_operations as operations
 from ordersaga import cli_orders
 from ordersaga.cli_orders import UsageError
 from ordersaga.client import FaultInjectionOff, NoLiveSidecar, SagaClient
@@ -241,9 +242,14 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("order_id", metavar="ID")
     watch.set_defaults(func=with_client(cli_orders.watch))
 
-    listing = sub.add_parser("list", help="orders, optionally with one status")
-    listing.add_argument("--status", type=cli_orders.check_status, default="")
-    listing.add_argument("--json", action="store_true")
+    listing = sub.add_parser("list", help="orders, newest first, a page at a time, optionally filtered")
+    cli_orders.add_filters(listing)
+    listing.add_argument("--page-size", type=lambda t: cli_orders.whole(t, "--page-size", 1000), default=0,
+                         metavar="N", help="orders per page (default 50, at most 1000)")
+    listing.add_argument("--page-token", default="", metavar="T", help="the next page of the same query")
+    listing.add_argument("--all", action="store_true", help="every page")
+    listing.add_argument("--json", action="store_true",
+                         help='{"orders": [...], "next_page_token": "...", "total_matching": N}')
     listing.set_defaults(func=with_client(cli_orders.list_orders))
 
     cancel = sub.add_parser("cancel", help="cancel an order (refused once its shipment is being created)")
@@ -272,6 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
         if verb == "reject":
             decide.add_argument("--reason", default="")
         decide.set_defaults(func=with_client(cli_orders.decide))
+
+    operations.add_parsers(sub, with_client, operator)
 
     stock = sub.add_parser("stock", help="stock of a SKU: stock set SKU QTY | stock get SKU [--json]")
     stock.add_argument("action", choices=["set", "get"])

@@ -108,17 +108,76 @@ def watch(client: SagaClient, args) -> int:
     return 0
 
 
+def list_request(args, page_token: str = "") -> pb.ListOrdersRequest:
+    return pb.ListOrdersRequest(status=args.status or "", customer_id=args.customer or "", reason=args.reason or "",
+                                placed_after=args.placed_after or "", placed_before=args.placed_before or "",
+                                saga_version=args.saga_version or "", in_status_for_s=args.in_status_for or 0,
+                                stuck=args.stuck, page_size=args.page_size or 0,
+                                page_token=page_token or args.page_token or "")
+
+
 def list_orders(client: SagaClient, args) -> int:
-    reply = client.orders().ListOrders(pb.ListOrdersRequest(status=args.status or ""), timeout=120)
+    """One page (or, with --all, every page) of the orders the filters select, newest first."""
+    api = client.orders()
+    reply = api.ListOrders(list_request(args), timeout=120)
+    orders, token, total = list(reply.orders), reply.next_page_token, reply.total_matching
+    while args.all and token:
+        reply = api.ListOrders(list_request(args, token), timeout=120)
+        orders += reply.orders
+        token = reply.next_page_token
     if args.json:
-        print(json.dumps([order_json(o, timeline=False) for o in reply.orders], indent=2))
+        print(json.dumps({"orders": [order_json(o, timeline=False) for o in orders], "next_page_token": token,
+                          "total_matching": total}, indent=2))
         return 0
-    if not reply.orders:
-        print("No orders." if not args.status else f"No {args.status.upper()} orders.")
-    for order in reply.orders:
-        stalled = "  saga STALLED: its version is not deployed" if order.saga_runtime_status == "STALLED" else ""
-        print(f"{order.order_id:<40} {order.status:<18} {order.reason:<22} {units(order.total_cents):>12.2f}{stalled}")
+    if not orders:
+        print(f"No orders match ({describe_filter(args)})." if filtered(args) else "No orders.")
+        return 0
+    for order in orders:
+        note = f"  {order.stuck_reason}" if order.stuck_reason else \
+            "  saga STALLED: its version is not deployed" if order.saga_runtime_status == "STALLED" else ""
+        print(f"{order.order_id:<40} {order.status:<18} {order.reason:<22} {units(order.total_cents):>12.2f}{note}")
+    more = f"; next page: --page-token {token}" if token else ""
+    print(f"({len(orders)} of {total} matching{more})")
     return 0
+
+
+def filtered(args) -> bool:
+    return any([args.status, args.customer, args.reason, args.placed_after, args.placed_before, args.saga_version,
+                args.in_status_for, args.stuck])
+
+
+def describe_filter(args) -> str:
+    parts = [f"{name.replace('_', ' ')} {getattr(args, name)}" for name in
+             ("status", "customer", "reason", "placed_after", "placed_before", "saga_version")
+             if getattr(args, name)]
+    if args.in_status_for:
+        parts.append(f"in its status for {args.in_status_for}s or more")
+    if args.stuck:
+        parts.append("stuck")
+    return ", ".join(parts)
+
+
+def add_filters(parser: argparse.ArgumentParser) -> None:
+    """The filters `list` and `bulk` take (ListOrders' fields)."""
+    parser.add_argument("--status", type=check_status, default="")
+    parser.add_argument("--customer", default="")
+    parser.add_argument("--reason", default="", help="a failure reason, e.g. SHIPPING_FAILED")
+    parser.add_argument("--placed-after", default="", metavar="TIME", help="ISO-8601, e.g. 2025-01-31T12:00:00Z")
+    parser.add_argument("--placed-before", default="", metavar="TIME")
+    parser.add_argument("--saga-version", default="", metavar="V", help="the order saga's version, e.g. v3")
+    parser.add_argument("--in-status-for", type=seconds, default=0, metavar="DURATION",
+                        help="in its status for at least this long: 90, 90s, 10m, 2h, 1d")
+    parser.add_argument("--stuck", action="store_true",
+                        help="only orders whose saga made no progress for ORDERSAGA_STUCK_AFTER_S, with why")
+
+
+def seconds(text: str) -> int:
+    """argparse type: a duration in seconds, or with a unit (s, m, h, d)."""
+    units_s = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    number, unit = (text[:-1], text[-1]) if text and text[-1] in units_s else (text, "s")
+    if not (number.isascii() and number.isdigit()):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration such as 90, 10m, 2h or 1d")
+    return int(number) * units_s[unit]
 
 
 def cancel(client: SagaClient, args) -> int:
@@ -197,7 +256,12 @@ def order_json(order: pb.Order, timeline: bool = True) -> dict:
         "saga_runtime_status": order.saga_runtime_status,
         "tracking_number": order.tracking_number,
         "items": [{"sku": i.sku, "quantity": i.quantity, "unit_price_cents": i.unit_price_cents} for i in order.items],
+        "placed_at": order.placed_at,
+        "status_since": order.status_since,
+        "saga_version": order.saga_version,
     }
+    if order.stuck_reason:
+        data["stuck_reason"] = order.stuck_reason
     if timeline:
         data["timeline"] = [{"at": e.at, "step": e.step, "outcome": e.outcome, "detail": e.detail}
                             for e in order.timeline]

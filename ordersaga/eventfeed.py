@@ -55,6 +55,29 @@ class NatsFeed:
         finally:
             await nc.close()
 
+    def read_numbered(self, topic: str, timeout: float = 10) -> list[tuple[str, str]]:
+        """Every message on the topic now, each with a stable id (its stream sequence)."""
+        return asyncio.run(self._read_numbered(topic, timeout))
+
+    async def _read_numbered(self, topic: str, timeout: float) -> list[tuple[str, str]]:
+        nc = await nats.connect(self.url)
+        try:
+            sub = await nc.jetstream().subscribe(topic, ordered_consumer=True, deliver_policy=DeliverPolicy.ALL)
+            found: list[tuple[str, str]] = []
+            deadline = time.monotonic() + timeout
+            try:
+                while time.monotonic() < deadline:
+                    try:
+                        msg = await sub.next_msg(timeout=1)
+                    except nats.errors.TimeoutError:
+                        break
+                    found.append((f"js:{msg.metadata.sequence.stream}", msg.data.decode(errors="replace")))
+            finally:
+                await sub.unsubscribe()
+            return found
+        finally:
+            await nc.close()
+
     async def follow(self, topic: str, on_event: OnEvent, stop: asyncio.Event) -> None:
         """New events only (published after this call subscribed), until `stop` is set."""
         nc = await nats.connect(self.url)
@@ -108,16 +131,21 @@ class KafkaFeed:
         return found
 
     def _read_to_end(self, topic: str, match: Callable[[str], bool], deadline: float) -> list[str]:
+        return [body for _, body in self._numbered_to_end(topic, deadline) if match(body)]
+
+    def read_numbered(self, topic: str, timeout: float = 10) -> list[tuple[str, str]]:
+        """Every message on the topic now, each with a stable id (partition and offset)."""
+        return self._numbered_to_end(topic, time.monotonic() + timeout)
+
+    def _numbered_to_end(self, topic: str, deadline: float) -> list[tuple[str, str]]:
         consumer, ends = self._consumer(topic, from_start=True)
-        found: list[str] = []
+        found: list[tuple[str, str]] = []
         try:
             while ends and time.monotonic() < deadline:
                 msg = consumer.poll(0.5)
                 if msg is None or msg.error():
                     continue
-                body = msg.value().decode(errors="replace")
-                if match(body):
-                    found.append(body)
+                found.append((f"kafka:{msg.partition()}:{msg.offset()}", msg.value().decode(errors="replace")))
                 if msg.offset() + 1 >= ends.get(msg.partition(), 0):
                     ends.pop(msg.partition(), None)
             return found

@@ -81,6 +81,8 @@ TEST_SETTINGS = {
     "ORDERSAGA_APPROVAL_TIMEOUT_S": str(APPROVAL_TIMEOUT_S),
     "ORDERSAGA_ORDER_DEADLINE_S": str(ORDER_DEADLINE_S),
     "ORDERSAGA_STEP_TIMEOUT_S": "15",
+    # `list --stuck` in the suite's time (it only lists and counts: nothing is changed by it).
+    "ORDERSAGA_STUCK_AFTER_S": "5",
 }
 
 

@@ -12,5 +12,9 @@ The runner they share is the dapr_saga kit; timeline.py only shapes the order's 
 # The saga's workflow names and the events it waits for: the actor starts and raises them.
 SAGA_NAME = "order_saga"
 RETRY_SAGA_NAME = "order_saga_retry"
+DECIDED_SAGA_NAME = "order_saga_decided"  # a parked order's second half (v3 parks at the approval gate)
 APPROVAL_EVENT = "approval"
 CANCEL_EVENT = "cancel"
+# The versions of the order saga that park at the approval gate (end their workflow there): a
+# decision for their orders is not raised into a workflow, it starts DECIDED_SAGA_NAME.
+PARKING_VERSIONS = frozenset({"v3"})

@@ -16,7 +16,9 @@ Rows, in order (`--quick`: the first two only, unless the options of the others 
   admission control) and how fast, lost (accepted, never ended), refused orders that exist;
 - growth: `--growth-minutes` at 80 % of the capacity, the stores' size every 30 s and whether it
   levelled off (finished sagas' histories purged after `--retention` seconds);
-- parked: orders left waiting for approval, what they cost at rest, an order beside them;
+- parked (the scale row, ordersaga/bench/scale.py): orders left waiting for approval, what each
+  costs (memory per process, disk) as their number grows, ListOrders at that size, an order
+  beside them, then a bulk approval of all of them, drained.
 - engine (after the rate steps, `--quick` too): `--engine` workflows of five no-op activities at
   once on the same stack (order-service's sidecar, store, scheduler and worker), printed with
   ordersaga's saturated step as a ratio to it; and `--closed-orders` of them one at a time, beside
@@ -36,11 +38,13 @@ import tempfile
 from pathlib import Path
 
 from order_service.engine_bench import ENGINE_BENCH_ENV
+from order_service.settings import Settings
 from ordersaga.bench import counts
-from ordersaga.bench.core import HEADER, SCENARIOS, Bench, StepResult, park, print_processes, print_step
+from ordersaga.bench.core import HEADER, SCENARIOS, Bench, StepResult, print_processes, print_step
 from ordersaga.bench.engine import engine_step, ratio_line
 from ordersaga.bench.growth import growth
 from ordersaga.bench.overload import overload
+from ordersaga.bench.scale import scale
 from ordersaga.stack.layout import PROFILES, default_profile
 from ordersaga.stack.stack import SIDECAR_METRICS_ENV, Stack
 
@@ -55,6 +59,8 @@ async def run_bench(bench: Bench, args) -> None:
     # engine's first activations (about a second for the very first one).
     await bench.step(scenario, "warm-up", None, 5)
     print(HEADER)
+    if args.only_parked:
+        return await park_row(bench, args)
     closed = await bench.step(scenario, "closed loop, 3 lines", None, args.closed_orders)
     print_step(closed)
     saturated_rate = max(args.rates)
@@ -116,7 +122,13 @@ async def run_bench(bench: Bench, args) -> None:
             label = f"growth {args.growth_minutes:g} min, {rate:.1f}/s, {spread.label}"
             await growth(bench, rate, args.growth_minutes, args.growth_interval, spread, label)
     if args.parked and not args.quick:
-        await park(bench, args.parked, rest_s=args.rest_seconds)
+        await park_row(bench, args)
+
+
+async def park_row(bench: Bench, args) -> None:
+    # A large row waits for the actors' idle timeout before it measures what waiting costs.
+    idle_s = Settings.from_env().actor_idle_s if args.parked >= 1000 else 0
+    await scale(bench, args.parked, rest_s=args.rest_seconds, idle_s=idle_s, approve=args.bulk_approval)
 
 
 async def rate_step(bench: Bench, args, rate: float, spread_name: str, label_spread: bool) -> StepResult:
@@ -156,7 +168,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--retention", type=float, default=120,
                         help=f"seconds after which finished sagas' workflow histories are purged, passed to the "
                              f"bench's stack as {RETENTION_ENV} (default 120, so a 10-minute growth row levels off)")
-    parser.add_argument("--parked", type=int, default=10_000, help="orders left waiting for approval (0: skip)")
+    parser.add_argument("--parked", type=int, default=10_000,
+                        help="orders left waiting for approval, then approved in bulk (0: skip)")
+    parser.add_argument("--only-parked", action="store_true",
+                        help="the parked row only (`make bench-scale`: 100,000 of them)")
+    parser.add_argument("--bulk-approval", action=argparse.BooleanOptionalAction, default=True,
+                        help="approve the parked orders in bulk at the end, and time the drain")
     parser.add_argument("--rest-seconds", type=float, default=30, help="how long to watch the parked orders idle")
     parser.add_argument("--scenarios", nargs="*", default=["fanout-1", "fanout-10", "declines-20", "approval"],
                         choices=sorted(SCENARIOS), help="scenario rows, each at --scenario-rate")

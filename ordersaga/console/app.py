@@ -29,7 +29,7 @@ from ordersaga.console.backend import Backend, NoStack, Refused
 log = logging.getLogger("ordersaga.console")
 STATIC = Path(__file__).parent / "static"
 MAX_TEXT = 500  # characters of a reason, note or name taken from the page
-MAX_ROWS = 500  # newest first: a page redrawn every two seconds stays light after a bench
+MAX_ROWS = 500  # a page redrawn every two seconds stays light whatever the stack holds
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
                                "object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
@@ -49,11 +49,12 @@ def create_app(backend: Backend) -> Starlette:
         return serve
 
     async def list_orders(request: Request) -> Response:
-        rows, fetched, error = await run_in_threadpool(backend.orders)
-        status = request.query_params.get("status", "").upper()
-        query = request.query_params.get("q", "")
-        matching = [row for row in rows if views.matches(row, status, query)]
-        return JSONResponse({"orders": matching[:MAX_ROWS], "matching": len(matching), "total": len(rows),
+        status = request.query_params.get("status", "").upper()[:32]
+        query = request.query_params.get("q", "").strip()[:64]
+        token = request.query_params.get("page", "")[:512]
+        page, fetched, error = await run_in_threadpool(backend.orders, status, query, token)
+        return JSONResponse({"orders": page["orders"][:MAX_ROWS], "matching": page["matching"],
+                             "next_page_token": page["next_page_token"], "total": sum(page.get("counts", {}).values()),
                              "fetched_at": fetched, "error": error, "statuses": list(views.STATUSES)})
 
     async def get_order(request: Request) -> Response:
@@ -66,23 +67,17 @@ def create_app(backend: Backend) -> Starlette:
         return await answer(read)
 
     async def stats(request: Request) -> Response:
-        rows, _, error = await run_in_threadpool(backend.orders)
-        return JSONResponse({**views.charts(rows, datetime.now(timezone.utc)), "error": error})
+        rows, counts, error = await run_in_threadpool(backend.stats)
+        return JSONResponse({**views.charts(rows, datetime.now(timezone.utc), counts=counts), "error": error})
 
     async def dead_letters(request: Request) -> Response:
         return JSONResponse(await run_in_threadpool(backend.dead_letters))
 
     async def act(request: Request) -> Response:
         order_id, action = request.path_params["order_id"], request.path_params["action"]
-        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-            # A form on another site cannot send JSON without the browser asking first (CORS).
-            return error_response(415, "INVALID_ARGUMENT", "actions take a JSON body")
-        try:
-            body = await request.json()
-        except ValueError:
-            return error_response(400, "INVALID_ARGUMENT", "the body is not JSON")
-        if not isinstance(body, dict):
-            return error_response(400, "INVALID_ARGUMENT", "the body must be a JSON object")
+        body = await json_body(request)
+        if isinstance(body, Response):
+            return body
         who = text(body, "by") or "console"
         calls = {
             "approve": lambda: backend.decide(order_id, "approve", who, text(body, "reason")),
@@ -95,6 +90,36 @@ def create_app(backend: Backend) -> Starlette:
             return error_response(404, "NOT_FOUND", f"no action {action!r}; one of {', '.join(calls)}")
         return await answer(calls[action])
 
+    async def start_bulk(request: Request) -> Response:
+        """A dry run ({"dry_run": true}), or a run with the number of orders the person typed
+        ({"confirm_count": N}): the API refuses a run over more orders than that."""
+        body = await json_body(request)
+        if isinstance(body, Response):
+            return body
+        count = body.get("confirm_count", 0)
+        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+            return error_response(400, "INVALID_ARGUMENT", "confirm_count: the number of orders, as typed")
+        dry_run = body.get("dry_run") is True
+        if not dry_run and not count:
+            return error_response(400, "INVALID_ARGUMENT", "confirm_count: type the number of orders to act on")
+        return await answer(lambda: backend.bulk(text(body, "action"), text(body, "status").upper(), text(body, "q"),
+                                                 text(body, "by") or "console", text(body, "note"), dry_run, count))
+
+    async def bulk_status(request: Request) -> Response:
+        return await answer(lambda: backend.bulk_status(request.path_params["bulk_id"]))
+
+    async def bulk_actions(request: Request) -> Response:
+        return await answer(lambda: {"bulk_actions": backend.bulk_actions()})
+
+    async def redrive(request: Request) -> Response:
+        body = await json_body(request)
+        if isinstance(body, Response):
+            return body
+        ids = body.get("ids")
+        if not isinstance(ids, list) or not ids or not all(isinstance(i, str) and len(i) < 64 for i in ids):
+            return error_response(400, "INVALID_ARGUMENT", "ids: the dead letters to send back")
+        return await answer(lambda: backend.redrive(ids[:1000], dry_run=body.get("dry_run") is True))
+
     routes = [
         Route("/healthz", healthz),
         Route("/", page("index.html")),
@@ -105,6 +130,10 @@ def create_app(backend: Backend) -> Starlette:
         Route("/api/orders/{order_id}/{action}", act, methods=["POST"]),
         Route("/api/stats", stats),
         Route("/api/dead-letters", dead_letters),
+        Route("/api/dead-letters/redrive", redrive, methods=["POST"]),
+        Route("/api/bulk", start_bulk, methods=["POST"]),
+        Route("/api/bulk", bulk_actions),
+        Route("/api/bulk/{bulk_id}", bulk_status),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     return Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)])
@@ -145,6 +174,20 @@ async def answer(call) -> Response:
     except Exception as error:  # noqa: BLE001 - the page gets one line; the log gets the traceback
         log.exception("console request failed")
         return error_response(500, "INTERNAL", f"the console failed: {type(error).__name__}: {error}")
+
+
+async def json_body(request: Request) -> dict | Response:
+    """The JSON object a POST carries, or the answer that refuses it."""
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+        # A form on another site cannot send JSON without the browser asking first (CORS).
+        return error_response(415, "INVALID_ARGUMENT", "actions take a JSON body")
+    try:
+        body = await request.json()
+    except ValueError:
+        return error_response(400, "INVALID_ARGUMENT", "the body is not JSON")
+    if not isinstance(body, dict):
+        return error_response(400, "INVALID_ARGUMENT", "the body must be a JSON object")
+    return body
 
 
 def error_response(status: int, code: str, details: str) -> JSONResponse:

@@ -1,9 +1,11 @@
 """The console's side of the stack: the public gRPC API (through any live sidecar, as the CLI
-reaches it), approvals published through a sidecar, dead letters read from the broker.
+reaches it), approvals published through a sidecar, dead letters read from the broker and sent
+back through a sidecar, bulk actions started through the API.
 
 The stack's tokens stay here, in the server: the browser only ever sees the console's JSON.
-Reads that every open page repeats (the orders list, the dead letters) are cached for a moment,
-so ten open tabs cost the stack what one does.
+Reads that every open page repeats (a page of the orders list, the stats, the dead letters) are
+cached for a moment, so ten open tabs cost the stack what one does. The list is one page of
+ListOrders (filtered by the API, whatever the index holds), never every order.
 """
 
 from __future__ import annotations
@@ -19,14 +21,18 @@ from pathlib import Path
 import grpc
 
 from order_service import orders_pb2 as pb
-from order_service.topics import APPROVALS_DEAD_LETTER_TOPIC, REQUESTS_DEAD_LETTER_TOPIC
+from ordersaga import deadletters as letters_module
 from ordersaga.client import NoLiveSidecar, SagaClient
 from ordersaga.console import views
 from ordersaga.stack.layout import HOST, StackState
 
 ORDERS_TTL_S = 1.5
+STATS_TTL_S = 5.0
 LETTERS_TTL_S = 5.0
 LETTERS_SHOWN = 100  # the newest, per topic
+PAGE_SIZE = 200  # orders per page of the list
+STATS_ORDERS = 500  # the latest orders the charts are drawn from
+QUERIES_CACHED = 32
 # The span attribute (a Zipkin tag) that the apps put the order id in (apphost's observability).
 ORDER_TAG = "order.id"
 
@@ -72,11 +78,14 @@ class _Cached:
 
 
 class Backend:
-    def __init__(self, run_dir: Path):
+    def __init__(self, run_dir: Path, page_size: int = PAGE_SIZE):
         self.run_dir = run_dir
+        self.page_size = page_size
         self._client: SagaClient | None = None
         self._client_lock = threading.Lock()
-        self._orders = _Cached(ORDERS_TTL_S, value=[])
+        self._pages: dict[tuple, _Cached] = {}  # (status, text, page token) -> a page of the list
+        self._pages_lock = threading.Lock()
+        self._stats = _Cached(STATS_TTL_S, value=([], {}))
         self._letters = _Cached(LETTERS_TTL_S, value={"requests": [], "approvals": []})
         self._traces: dict[tuple[str, str], tuple[str, float | None]] = {}  # -> link, valid until (None: always)
 
@@ -111,18 +120,41 @@ class Backend:
 
     # ---- reads ------------------------------------------------------------------------------
 
-    def orders(self) -> tuple[list[dict], float, str]:
-        """Every order as a list row, when it was read, and the error of the last read if it
-        failed (the rows are then the last good ones)."""
-        cache = self._orders
-        with cache.lock:  # one ListOrders at a time; callers meanwhile get its result
+    def orders(self, status: str = "", text: str = "", page_token: str = "") -> tuple[dict, float, str]:
+        """A page of the list (rows, next page token, how many match), when it was read, and the
+        error of the last read if it failed (the page is then the last good one)."""
+        key = (status, text, page_token)
+        with self._pages_lock:
+            cache = self._pages.get(key)
+            if cache is None:
+                if len(self._pages) >= QUERIES_CACHED:
+                    self._pages.pop(next(iter(self._pages)))
+                cache = self._pages[key] = _Cached(ORDERS_TTL_S, value={"orders": [], "next_page_token": "",
+                                                                        "matching": 0})
+        with cache.lock:  # one ListOrders per query at a time; callers meanwhile get its result
             if cache.stale():
-                cache.read(self._list_orders, (grpc.RpcError, NoStack, NoLiveSidecar), _error_text)
+                cache.read(lambda: self._list_page(status, text, page_token),
+                           (grpc.RpcError, NoStack, NoLiveSidecar), _error_text)
             return cache.value, cache.read_at, cache.error
 
-    def _list_orders(self) -> list[dict]:
-        reply = self.client().orders().ListOrders(pb.ListOrdersRequest(), timeout=60)
-        return sorted((views.order_summary(o) for o in reply.orders), key=lambda s: s["placed_at"], reverse=True)
+    def _list_page(self, status: str, text: str, page_token: str) -> dict:
+        reply = self.client().orders().ListOrders(pb.ListOrdersRequest(
+            status=status, text=text, page_size=self.page_size, page_token=page_token), timeout=60)
+        return {"orders": [views.order_summary(o) for o in reply.orders], "next_page_token": reply.next_page_token,
+                "matching": reply.total_matching, "counts": dict(reply.counts_by_status)}
+
+    def stats(self) -> tuple[list[dict], dict[str, int], str]:
+        """The latest orders (for the charts), every order's count by status, and the last error."""
+        cache = self._stats
+        with cache.lock:
+            if cache.stale():
+                cache.read(self._latest, (grpc.RpcError, NoStack, NoLiveSidecar), _error_text)
+            rows, counts = cache.value
+            return rows, counts, cache.error
+
+    def _latest(self) -> tuple[list[dict], dict[str, int]]:
+        reply = self.client().orders().ListOrders(pb.ListOrdersRequest(page_size=STATS_ORDERS), timeout=60)
+        return [views.order_summary(o) for o in reply.orders], dict(reply.counts_by_status)
 
     def order(self, order_id: str) -> pb.Order:
         return self.client().orders().GetOrder(pb.GetOrderRequest(order_id=order_id), timeout=30)
@@ -138,15 +170,54 @@ class Backend:
     def _read_letters(self) -> dict:
         from ordersaga.eventfeed import feed_for  # the broker clients: only when letters are asked for
 
+        letters = letters_module.read(feed_for(self.client().state))
+        rows = {kind: [views.letter_row(letter) for letter in reversed(letters) if letter.kind == kind][:LETTERS_SHOWN]
+                for kind in letters_module.KINDS}
+        return rows
+
+    def redrive(self, letter_ids: list[str], dry_run: bool) -> dict:
+        """Send the named dead letters back to their topics (or, as a dry run, say which would go)."""
+        from ordersaga.eventfeed import feed_for
+
         client = self.client()
-        feed = feed_for(client.state)
-        requests = feed.read_all(REQUESTS_DEAD_LETTER_TOPIC, lambda body: True, 0, timeout=10)[-LETTERS_SHOWN:]
-        approvals = feed.read_all(APPROVALS_DEAD_LETTER_TOPIC, lambda body: True, 0, timeout=10)[-LETTERS_SHOWN:]
-        known = {row["order_id"]: row for row in self.orders()[0]}
-        return {
-            "requests": [views.request_dead_letter(body) for body in reversed(requests)],
-            "approvals": [views.approval_dead_letter(body, known) for body in reversed(approvals)],
-        }
+        known = letters_module.read(feed_for(client.state))
+        chosen = letters_module.select(known, ids=tuple(letter_ids))
+        missing = sorted(set(letter_ids) - {letter.id for letter in chosen})
+        if missing:
+            raise Refused(grpc.StatusCode.NOT_FOUND, f"no such dead letter: {', '.join(missing[:5])}")
+        if dry_run:
+            return {"message": f"{len(chosen)} dead letters would be sent back", "letters": [
+                views.letter_row(letter) for letter in chosen]}
+
+        def publish(topic: str, data: bytes, content_type: str, event_id: str) -> None:
+            client.publish(topic, data, content_type=content_type, metadata={"cloudevent.id": event_id})
+
+        redrive_id, report = letters_module.redrive(chosen, publish)
+        with self._letters.lock:
+            self._letters.at = -1e9  # the next read shows what comes back
+        sent = sum(outcome == "SENT" for _, outcome, _ in report)
+        return {"message": f"redrive {redrive_id}: {sent} of {len(report)} sent back; what is still refused comes "
+                           "back here with its reason", "redrive_id": redrive_id,
+                "letters": [{**views.letter_row(letter), "outcome": outcome, "detail": detail}
+                            for letter, outcome, detail in report]}
+
+    # ---- bulk actions ------------------------------------------------------------------------
+
+    def bulk(self, action: str, status: str, text: str, operator: str, note: str, dry_run: bool,
+             confirm_count: int) -> dict:
+        reply = self.client().orders().StartBulkAction(pb.BulkActionRequest(
+            action=action, filter=pb.OrderFilter(status=status, text=text), operator=operator, note=note,
+            dry_run=dry_run, confirm_count=confirm_count), timeout=120)
+        return views.bulk_summary(reply)
+
+    def bulk_status(self, bulk_id: str) -> dict:
+        reply = self.client().orders().GetBulkAction(pb.GetBulkActionRequest(bulk_id=bulk_id, page_size=100),
+                                                     timeout=60)
+        return views.bulk_summary(reply)
+
+    def bulk_actions(self) -> list[dict]:
+        reply = self.client().orders().ListBulkActions(pb.ListBulkActionsRequest(), timeout=60)
+        return [views.bulk_summary(b) for b in reply.bulk_actions]
 
     def trace_url(self, order_id: str) -> str:
         """A link to the order's trace: the trace itself when Zipkin finds one tagged with the

@@ -38,9 +38,13 @@ def parse_at(text: str) -> datetime | None:
 # ---- orders ---------------------------------------------------------------------------------
 
 def order_summary(order: pb.Order) -> dict:
-    """A row of the orders list."""
-    placed = parse_at(order.timeline[0].at) if order.timeline else None
-    ended = parse_at(order.timeline[-1].at) if order.timeline and order.status in TERMINAL else None
+    """A row of the orders list (a listed order carries no timeline: its times are its own)."""
+    placed = parse_at(order.placed_at) if order.placed_at else parse_at(order.timeline[0].at) if order.timeline \
+        else None
+    ended = None
+    if order.status in TERMINAL:
+        ended = parse_at(order.status_since) if order.status_since else \
+            parse_at(order.timeline[-1].at) if order.timeline else None
     return {
         "order_id": order.order_id,
         "customer_id": order.customer_id,
@@ -51,6 +55,8 @@ def order_summary(order: pb.Order) -> dict:
         "placed_at": placed.isoformat() if placed else "",
         "ended_at": ended.isoformat() if ended else "",
         "last_step": f"{order.timeline[-1].step} {order.timeline[-1].outcome}" if order.timeline else "",
+        "status_since": order.status_since,
+        "saga_version": order.saga_version,
     }
 
 
@@ -173,9 +179,12 @@ def _close(lane: dict, t: int, outcome: str, detail: str = "") -> None:
 
 # ---- throughput and latency -----------------------------------------------------------------
 
-def charts(summaries: list[dict], now: datetime, minutes: int = 30, recent: int = 60) -> dict:
+def charts(summaries: list[dict], now: datetime, minutes: int = 30, recent: int = 60,
+           counts: dict[str, int] | None = None) -> dict:
     """Orders ended per minute over the last `minutes` (by terminal status), and the
-    placed-to-terminal durations of the `recent` latest ended orders, with p50 and p95."""
+    placed-to-terminal durations of the `recent` latest ended orders, with p50 and p95, from the
+    latest orders; the counts by status are every order's (`counts`, ListOrders' answer) when
+    given, else the summaries'."""
     start = now.timestamp() - minutes * 60
     per_minute = [{"minute": i, "COMPLETED": 0, "other": 0} for i in range(minutes)]
     ended = []
@@ -190,12 +199,14 @@ def charts(summaries: list[dict], now: datetime, minutes: int = 30, recent: int 
             per_minute[index]["COMPLETED" if summary["status"] == "COMPLETED" else "other"] += 1
     ended.sort(key=lambda e: e[0])
     latest = ended[-recent:]
+    by_status = {status: (counts or {}).get(status, 0) if counts is not None
+                 else sum(1 for s in summaries if s["status"] == status) for status in STATUSES}
     durations = sorted(seconds for _, seconds, _ in latest)
     return {
         "minutes": minutes,
         "per_minute": per_minute,
-        "in_flight": sum(1 for s in summaries if s["status"] not in TERMINAL),
-        "by_status": {status: sum(1 for s in summaries if s["status"] == status) for status in STATUSES},
+        "in_flight": sum(n for status, n in by_status.items() if status not in TERMINAL),
+        "by_status": by_status,
         "durations": [{"order_id": s["order_id"], "status": s["status"], "seconds": round(seconds, 3)}
                       for _, seconds, s in latest],
         "p50_s": percentile(durations, 50),
@@ -211,60 +222,26 @@ def percentile(sorted_values: list[float], p: float) -> float | None:
     return round(sorted_values[int(rank) - 1], 3)
 
 
+# ---- bulk actions ---------------------------------------------------------------------------
+
+def bulk_summary(b: pb.BulkAction) -> dict:
+    return {"bulk_id": b.bulk_id, "action": b.action, "state": b.state, "selected": b.selected,
+            "left_alone": b.left_alone, "done": b.done, "changed": b.changed, "skipped": b.skipped,
+            "failed": b.failed, "filter": b.filter, "operator": b.operator, "started_at": b.started_at,
+            "results": [{"order_id": r.order_id, "status": r.status, "outcome": r.outcome, "detail": r.detail}
+                        for r in b.results]}
+
+
 # ---- dead letters ---------------------------------------------------------------------------
 
-def request_dead_letter(body: str) -> dict:
-    """One message of `order-requests-deadletter`: order-service's DeadLetter (the refused
-    event's data and the reason) inside Dapr's CloudEvent envelope."""
-    envelope = _json(body)
-    data = envelope.get("data") if isinstance(envelope, dict) else None
-    if isinstance(data, str):
-        data = _json(data) if data.lstrip().startswith("{") else data
-    if isinstance(data, dict) and "reason" in data:
-        payload = data.get("data", "")
-        payload = payload if isinstance(payload, str) else json.dumps(payload)
-        return _letter(envelope, str(data.get("reason", "")), payload)
-    return _letter(envelope, "not a dead letter of order-service (no reason given)", body)
-
-
-def approval_dead_letter(body: str, orders: dict[str, dict]) -> dict:
-    """One message of `order-approvals-deadletter`: Dapr forwards the refused event as it came,
-    without a reason, so the reason is worked out the way order-service decides (the event
-    cannot be parsed, the order is unknown, or it was not waiting for a decision), from the
-    orders the console knows now. It says so: the reason is inferred."""
-    from order_service.approvals import parse_decision  # the service's own parser: the same verdict
-
-    envelope = _json(body)
-    data = envelope.get("data", body) if isinstance(envelope, dict) else body
-    payload = data if isinstance(data, str) else json.dumps(data)
-    try:
-        decision = parse_decision(data)
-    except ValueError as error:
-        return _letter(envelope, f"malformed: {error}", payload, order_id=_guess_order_id(data))
-    order = orders.get(decision.order_id)
-    if order is None:
-        reason = f"unknown order {decision.order_id}"
-    elif order["status"] in DECIDABLE:
-        reason = f"order {decision.order_id} could not take it then (it is {order['status']} now)"
-    else:
-        reason = f"order {decision.order_id} was not waiting for a decision (it is {order['status']})"
-    return _letter(envelope, f"{reason} (inferred)", payload, order_id=decision.order_id,
-                   decision=decision.decision, approver=decision.approver)
-
-
-def _letter(envelope: object, reason: str, payload: str, **extra) -> dict:
-    envelope = envelope if isinstance(envelope, dict) else {}
-    return {"id": str(envelope.get("id", "")), "time": str(envelope.get("time", "")),
-            "source": str(envelope.get("source", "")), "reason": reason,
-            "payload": payload[:_PAYLOAD_SHOWN], "truncated": len(payload) > _PAYLOAD_SHOWN,
-            "order_id": "", "decision": "", "approver": "", **extra}
-
-
-def _guess_order_id(data: object) -> str:
-    if isinstance(data, str):
-        data = _json(data)
-    value = data.get("order_id") if isinstance(data, dict) else None
-    return value if isinstance(value, str) else ""
+def letter_row(letter) -> dict:
+    """One dead letter (ordersaga.deadletters.Letter) as the dead-letters page shows it."""
+    decision = _json(letter.data) if letter.kind == "approvals" else None
+    decision = decision if isinstance(decision, dict) else {}
+    return {"id": letter.id, "kind": letter.kind, "time": letter.time, "reason": letter.reason,
+            "order_id": letter.order_id, "payload": letter.data[:_PAYLOAD_SHOWN],
+            "truncated": len(letter.data) > _PAYLOAD_SHOWN, "redriven_by": letter.redriven_by,
+            "decision": str(decision.get("decision", ""))[:20], "approver": str(decision.get("approver", ""))[:200]}
 
 
 def _json(text: str) -> object:

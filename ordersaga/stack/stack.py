@@ -44,6 +44,12 @@ START_RETRIES = 2
 # sidecar in the middle of a rebalance and never disseminated again, and every actor call hung
 # (the chaos suite's scheduler-window test; upstream dapr/dapr#9885 is open on that path).
 PLACEMENT_FAILURE_DETECTION = ["--keepalive-time=1s", "--keepalive-timeout=2s"]
+# The scheduler's embedded etcd keeps every revision of every job for a million revisions and a
+# hundred thousand raft entries in memory by default (Dapr's values): with thousands of orders
+# waiting, most of its memory (docs/performance.md, "100,000 orders waiting"). Old revisions go
+# after 5 minutes here, and a snapshot is taken every 10,000 entries. ORDERSAGA_SCHEDULER_ETCD
+# replaces these flags (empty: Dapr's defaults), for benches that compare.
+SCHEDULER_ETCD_FLAGS = "--etcd-compaction-mode=periodic --etcd-compaction-retention=5m --etcd-snapshot-count=10000"
 
 
 class StackError(RuntimeError):
@@ -65,6 +71,13 @@ class Stack:
     def _setting(self, name: str) -> str | None:
         """A stack setting: from `extra_env`, else from this process's environment."""
         return self.extra_env.get(name) or os.environ.get(name)
+
+    def _setting_or(self, name: str, default: str) -> str:
+        """A setting that may be set to empty on purpose."""
+        for source in (self.extra_env, os.environ):
+            if name in source:
+                return source[name]
+        return default
 
     # ---- public operations -------------------------------------------------------------
 
@@ -300,6 +313,7 @@ class Stack:
                     f"--etcd-initial-cluster={sentry.SCHEDULER_ID}=http://{HOST}:{p.scheduler_etcd_peer}",
                     f"--etcd-client-port={p.scheduler_etcd_client}",
                     f"--etcd-client-listen-address={HOST}",
+                    *(self._setting_or("ORDERSAGA_SCHEDULER_ETCD", SCHEDULER_ETCD_FLAGS)).split(),
                     *tls,
                     *([f"--identity-directory-write={creds.scheduler_identity_dir}"] if creds else []),
                 ],

@@ -14,6 +14,8 @@ import pytest
 from ordersaga.stack.layout import HOST, free_port
 from tests.console import browser as chromium
 
+PAGE_SIZE = 3  # orders per page of the console's list: a few orders page
+
 
 @pytest.fixture(scope="module")
 def console(stack, tmp_path_factory) -> str:
@@ -22,7 +24,8 @@ def console(stack, tmp_path_factory) -> str:
     log_path = tmp_path_factory.mktemp("console") / "console.log"
     with open(log_path, "w") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "ordersaga.console", "--host", HOST, "--port", str(port)],
+            [sys.executable, "-m", "ordersaga.console", "--host", HOST, "--port", str(port), "--page-size",
+             str(PAGE_SIZE)],
             env={**os.environ, "ORDERSAGA_HOME": str(stack.run_dir)}, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://{HOST}:{port}"
     try:

@@ -163,8 +163,78 @@ def test_dead_letters_show_their_reasons_and_payloads_as_text(console, browser, 
     wait(browser, lambda d: marker in text_of(d, "#approvals") and f"bad-{marker}" in text_of(d, "#requests"),
          timeout=60, message="both dead letters listed")
     approvals, requests = text_of(browser, "#approvals"), text_of(browser, "#requests")
-    assert f"unknown order {unknown}" in approvals and HOSTILE in approvals
+    assert f"NOT_FOUND: order {unknown} does not exist" in approvals and HOSTILE in approvals  # order-service's
     assert "INVALID_ARGUMENT: items" in requests  # order-service's reason
     assert "onerror" in requests  # the refused request as it came (daprd writes < as \u003c in JSON)
     assert not browser.find_elements(By.CSS_SELECTOR, "#approvals img, #approvals b, #requests img, #requests b")
     assert_nothing_ran(browser)
+
+
+def test_the_list_pages_and_a_bulk_approval_runs_only_with_the_number_typed(console, browser, saga, ids):
+    """Page size 3 (tests/console/conftest.py): five orders are two pages, newest first. The bulk
+    panel acts on what the filters select: its preview says how many, and it runs only when that
+    number is typed."""
+    sku, customer = ids("sku"), ids("c")
+    saga.set_stock(sku, 10)
+    saga.set_credit(customer, 10**9)
+    orders = [ids("o") for _ in range(5)]
+    for order_id in orders:
+        saga.place(order_id, customer, [(sku, 1, LARGE)])
+    for order_id in orders:
+        saga.wait_for_status(order_id, "AWAITING_APPROVAL")
+    newest_first = [o.order_id for o in saga.orders().ListOrders(
+        pb.ListOrdersRequest(customer_id=customer, page_size=5), timeout=60).orders]
+    assert sorted(newest_first) == sorted(orders)
+
+    browser.get(f"{console}/?q={customer}")
+    wait(browser, lambda d: d.execute_script(ROW_IDS) == newest_first[:3], message="the first page, newest first")
+    assert "5 of" in text_of(browser, "#shown") and "(3 on this page)" in text_of(browser, "#shown")
+    browser.find_element(By.ID, "next-page").click()
+    wait(browser, lambda d: d.execute_script(ROW_IDS) == newest_first[3:], message="the second page")
+    assert not browser.find_element(By.ID, "next-page").is_displayed()
+    browser.find_element(By.ID, "first-page").click()
+    wait(browser, lambda d: d.execute_script(ROW_IDS) == newest_first[:3], message="back to the newest")
+
+    Select(browser.find_element(By.ID, "bulk-action")).select_by_value("approve")
+    browser.find_element(By.ID, "bulk-preview").click()
+    wait(browser, lambda d: "5 orders would be touched by approve" in text_of(d, "#bulk-says"),
+         message="the preview counts every matching order, not the page")
+    browser.find_element(By.ID, "bulk-count").send_keys("4")
+    browser.find_element(By.ID, "bulk-run").click()
+    wait(browser, lambda d: "Type 5" in text_of(d, "#bulk-progress"), message="a wrong count is refused")
+    assert all(saga.get(order_id)["status"] == "AWAITING_APPROVAL" for order_id in orders)
+    count = browser.find_element(By.ID, "bulk-count")
+    count.clear()
+    count.send_keys("5")
+    browser.find_element(By.ID, "bulk-run").click()
+    wait(browser, lambda d: "COMPLETED, 5/5 done: 5 changed, 0 skipped, 0 failed" in text_of(d, "#bulk-progress"),
+         timeout=120, message="the bulk approval's progress to its end")
+    for order_id in orders:
+        saga.wait_for_status(order_id, "COMPLETED")
+
+
+def test_chosen_dead_letters_are_sent_back_after_a_confirmation(console, browser, saga, ids):
+    """An approval refused because its order did not exist yet: once the order waits, choosing
+    the letter and confirming sends it back, and it approves the order."""
+    order_id, sku = ids("o"), ids("sku")
+    saga.approve(order_id, approver="early-console")
+    browser.get(console + "/dead-letters")
+    box = "#approvals input[type=checkbox]"
+    letter_id = wait(browser, lambda d: d.execute_script(
+        "const row = [...document.querySelectorAll('#approvals tr.letter')]"
+        "  .find(r => r.textContent.includes(arguments[0]));"
+        "return row ? row.querySelector('input[type=checkbox]').dataset.letter : null", order_id),
+        timeout=60, message="the refused approval is listed")
+    saga.set_stock(sku, 5)
+    saga.place(order_id, ids("c"), [(sku, 1, LARGE)])
+    saga.wait_for_status(order_id, "AWAITING_APPROVAL")
+    assert browser.find_element(By.ID, "redrive").get_attribute("disabled")
+    browser.find_element(By.CSS_SELECTOR, f'{box}[data-letter="{letter_id}"]').click()
+    wait(browser, lambda d: "1 chosen" in text_of(d, "#redrive-says"))
+    browser.find_element(By.ID, "redrive").click()
+    alert = WebDriverWait(browser, WAIT_S).until(lambda d: d.switch_to.alert)
+    assert "Send 1 dead letters back" in alert.text
+    alert.accept()
+    wait(browser, lambda d: "1 of 1 sent back" in text_of(d, "#redrive-says"), message="the redrive's answer")
+    order = saga.wait_for_status(order_id, "COMPLETED")
+    assert any("early-console" in e["detail"] for e in order["timeline"])

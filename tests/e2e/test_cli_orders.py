@@ -34,8 +34,8 @@ def test_place_watch_show_list_with_json(cli, ids):
     shown = json.loads(cli("show", order_id, "--json").stdout)
     assert shown["status"] == "COMPLETED" and shown["total_cents"] == 650
     assert shown["timeline"][-1]["outcome"] == "COMPLETED"
-    listed = json.loads(cli("list", "--status", "completed", "--json").stdout)
-    assert order_id in [o["order_id"] for o in listed]
+    listed = json.loads(cli("list", "--status", "completed", "--customer", customer, "--json").stdout)
+    assert [o["order_id"] for o in listed["orders"]] == [order_id] and listed["next_page_token"] == ""
 
     stock = json.loads(cli("stock", "get", sku, "--json").stdout)
     assert stock == {"sku": sku, "on_hand": 3, "reserved": 0, "available": 3}

@@ -80,8 +80,12 @@ def test_a_new_saga_version_leaves_sagas_in_flight_on_theirs_and_a_missing_one_s
                          .saga_runtime_status == "STALLED" and o, "the stranded saga shows STALLED")
         (entry,) = [e for e in shown.timeline if (e.step, e.outcome) == ("saga", "STALLED")]
         assert f"version {VERSION}" in entry.detail and "deploy it again" in entry.detail
-        listed = api.ListOrders(pb.ListOrdersRequest(status="AWAITING_APPROVAL"), timeout=120)
-        assert any(o.order_id == stranded and o.saga_runtime_status == "STALLED" for o in listed.orders)
+        # ListOrders answers from the orders index alone; its stuck listing asks the engine, and
+        # names the stalled saga once its decision has waited ORDERSAGA_STUCK_AFTER_S (5 s here).
+        listed = wait_for(lambda: [o for o in api.ListOrders(pb.ListOrdersRequest(
+            status="AWAITING_APPROVAL", customer_id=customer, stuck=True), timeout=120).orders
+            if o.order_id == stranded], "the stranded saga is listed as stuck")
+        assert listed[0].saga_runtime_status == "STALLED" and listed[0].stuck_reason.startswith("STALLED:")
 
         release(stack, with_test_version=True)  # deployed again: the saga resumes where it stopped
         saga.wait_for_status(stranded, "COMPLETED", timeout=120)

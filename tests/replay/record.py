@@ -135,10 +135,15 @@ def version_of(events: list[dict]) -> str:
                 if e.get("workflowStarted", {}).get("version", {}).get("name"))
 
 
-def write(path_name: str, instance_id: str, events: list[dict]) -> Path:
+def write(path_name: str, instance_id: str, events: list[dict], keep: str = "") -> Path:
+    """Write one recording. `keep`: a recording of this workflow version that is there already
+    (another saga version's, e.g. a retry of a v2 order) stays, and this one goes beside it,
+    named `<path>.<keep>.json`: recordings of a registered version are never replaced."""
     started = next(e["executionStarted"] for e in events if "executionStarted" in e)
     workflow, version = started["name"], version_of(events)
     target = HISTORIES / workflow / version / f"{path_name}.json"
+    if keep and target.exists() and json.loads(target.read_text()).get("instance_id") != instance_id:
+        target = target.with_name(f"{path_name}.{keep}.json")
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps({"path": path_name, "workflow": workflow, "version": version,
                                   "instance_id": instance_id, "events": events}, indent=1) + "\n")
@@ -153,13 +158,39 @@ def record(client: SagaClient) -> list[Path]:
         print(f"  {path.name} ...", flush=True)
         path.run(client, order_id)
         order = client.wait_for_status(order_id, TERMINAL, timeout=120)
-        client.wait_for_saga(order_id, instance_id=f"order-saga-{order_id}")
-        written.append(write(path.name, f"order-saga-{order_id}", history(client, f"order-saga-{order_id}")))
-        if path.retry:
-            client.wait_for_saga(order_id, instance_id=order["saga_instance_id"])
-            written.append(write(f"{path.name}.retry", order["saga_instance_id"],
-                                 history(client, order["saga_instance_id"])))
+        main_id = f"order-saga-{order_id}"
+        client.wait_for_saga(order_id, instance_id=main_id)
+        events = history(client, main_id)
+        written.append(write(path.name, main_id, events))
+        # The workflow that ended the order when it is not the saga itself: a parked order's
+        # second half (order_saga_decided, from v3 on), or a retry.
+        last = order["saga_instance_id"]
+        if last and last != main_id:
+            client.wait_for_saga(order_id, instance_id=last)
+            name = f"{path.name}.retry" if path.retry else path.name
+            written.append(write(name, last, history(client, last), keep=f"from-{version_of(events)}"))
+    written.append(record_bulk_action(client, run))
     return written
+
+
+def record_bulk_action(client: SagaClient, run: str) -> Path:
+    """A bulk cancel of two parked orders (order_service/bulk.py's workflow)."""
+    print("  bulk-cancel ...", flush=True)
+    customer = f"c-replay-bulk-{run}"
+    orders = [f"replay-bulk-cancel-{n}-{run}" for n in range(2)]
+    for order_id in orders:
+        _stocked(client, order_id)
+        client.orders().PlaceOrder(pb.PlaceOrderRequest(order_id=order_id, customer_id=customer, items=[
+            pb.LineItem(sku=f"s-{order_id}", quantity=1, unit_price_cents=LARGE)]), timeout=30)
+    for order_id in orders:
+        client.wait_for_status(order_id, "AWAITING_APPROVAL")
+    started = client.orders().StartBulkAction(pb.BulkActionRequest(
+        action="cancel", filter=pb.OrderFilter(customer_id=customer), operator="recorder", note="recorder",
+        confirm_count=len(orders), rate_per_s=50), timeout=60)
+    for order_id in orders:
+        client.wait_for_status(order_id, "CANCELLED", timeout=120)
+    client.wait_for_saga(orders[0], instance_id=started.bulk_id)
+    return write("bulk-cancel", started.bulk_id, history(client, started.bulk_id))
 
 
 def main() -> int:

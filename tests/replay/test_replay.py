@@ -41,11 +41,14 @@ def recordings(folder: Path = HISTORIES) -> list[Path]:
 
 def test_there_are_recordings_of_every_registered_version_and_every_path():
     recorded = {(p.parent.parent.name, p.parent.name) for p in recordings()}
-    registered = {(w.name, v) for w in (workflows.ORDER_SAGA, workflows.RETRY_SAGA) for v, _ in w.versions}
+    registered = {(w.name, v) for w in (workflows.ORDER_SAGA, workflows.RETRY_SAGA, workflows.DECIDED_SAGA,
+                                        workflows.BULK_ACTION) for v, _ in w.versions}
     assert registered <= recorded, f"no recording for {sorted(registered - recorded)}: run `make replay-record`"
-    paths = {p.stem for p in recordings() if p.parent.parent.name == SAGA_NAME}
-    assert {"completed", "approved", "rejected", "approval-timeout", "cancelled-at-approval", "out-of-stock",
-            "payment-declined", "shipping-failed", "needs-attention-then-retried"} <= paths
+    every_path = {"completed", "approved", "rejected", "approval-timeout", "cancelled-at-approval", "out-of-stock",
+                  "payment-declined", "shipping-failed", "needs-attention-then-retried"}
+    for version, _ in workflows.ORDER_SAGA.versions:
+        paths = {p.stem for p in recordings() if p.parent.parent.name == SAGA_NAME and p.parent.name == version}
+        assert every_path <= paths, f"{SAGA_NAME} {version}: no recording of {sorted(every_path - paths)}"
 
 
 @pytest.mark.parametrize("recording", recordings() + recordings(HARNESS),

@@ -10,7 +10,8 @@ the index's labels, the published events, the started workflows, the raised even
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+import json
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from dapr.actor.runtime.mock_actor import create_mock_actor
@@ -35,6 +36,7 @@ class FakePorts:
         self.started: dict[str, tuple[str, dict]] = {}
         self.runs: dict[str, SagaRun] = {}
         self.raised: list[tuple[str, str, dict]] = []
+        self.purged: list[str] = []
         self.calls: list[str] = []
         self.failing: dict[str, int] = {}  # port -> how many of its next calls fail
 
@@ -70,6 +72,15 @@ class FakePorts:
         if instance_id not in self.runs:
             raise RuntimeError(f"no such workflow instance: {instance_id}")
         self.raised.append((instance_id, name, data))
+
+    async def purge_workflow(self, instance_id):
+        self._call("purge_workflow")
+        self.runs.pop(instance_id, None)
+        self.purged.append(instance_id)
+
+    def listed(self, order_id: str) -> str:
+        """The status the order's row in the index says."""
+        return json.loads(self.index[order_id])["s"] if order_id in self.index else ""
 
     def events_of(self, order_id: str) -> list[str]:
         return [e.type for e in self.published if e.order_id == order_id]
@@ -130,7 +141,7 @@ def ports():
 def assert_fully_placed(order: Order) -> None:
     ports = order.ports
     assert order.stored()["status"] == "PLACED"
-    assert ports.index.get(order.order_id) == "IN_FLIGHT", "the order is not listed"
+    assert ports.listed(order.order_id) == "PLACED", "the order is not listed"
     assert ports.events_of(order.order_id) == ["placed"], "placed was not announced (once)"
     assert f"order-saga-{order.order_id}" in ports.started, "its saga never started"
 
@@ -141,7 +152,7 @@ def test_a_placed_order_is_listed_announced_started_and_checked_up(ports):
     order = Order(ports)
     order.place()
     assert_fully_placed(order)
-    # The index first, the announcement before the saga.
+    # The order's row first, the announcement before the saga.
     assert [c for c in ports.calls if c != "saga_run"] == ["note_in_index", "publish", "start_workflow"]
     assert CHECKUP_REMINDER in order.reminders
 
@@ -267,6 +278,15 @@ def test_a_close_event_that_failed_goes_out_with_the_settle_reminder(ports):
     assert ports.events_of(order.order_id).count("failed") == 1
 
 
+def test_the_row_follows_every_status_change_with_the_time_it_changed(ports):
+    order = Order(ports)
+    order.place()
+    placed_since = json.loads(ports.index[order.order_id])["t"]
+    order.record({"step": "reserve", "outcome": "STARTED", "key": "reserve:STARTED", "status": "RESERVING"})
+    row = json.loads(ports.index[order.order_id])
+    assert row["s"] == "RESERVING" and row["t"] >= placed_since and row["p"] == order.stored()["placed_at"]
+
+
 # ---- hole 9: the index label of an order that ended ----------------------------------------
 
 def test_a_terminal_label_the_index_refused_is_written_later(ports):
@@ -275,9 +295,9 @@ def test_a_terminal_label_the_index_refused_is_written_later(ports):
     ports.fail("note_in_index")
     order.record({"step": "finish", "outcome": "FAILED", "key": "finish:FAILED", "status": "FAILED",
                   "reason": "OUT_OF_STOCK"})
-    assert ports.index[order.order_id] == "IN_FLIGHT"
+    assert ports.listed(order.order_id) == "PLACED"
     order.fire(SETTLE_REMINDER)
-    assert ports.index[order.order_id] == "FAILED"
+    assert ports.listed(order.order_id) == "FAILED"
 
 
 # ---- the check-up ----------------------------------------------------------------------------
@@ -322,3 +342,124 @@ def test_an_order_that_ends_drops_its_checkup(ports):
     order.record({"step": "finish", "outcome": "FAILED", "key": "finish:FAILED", "status": "FAILED",
                   "reason": "OUT_OF_STOCK"})
     assert CHECKUP_REMINDER not in order.reminders
+
+
+# ---- saga v3: an order parked at the approval gate ---------------------------------------------
+
+@pytest.fixture()
+def v3(ports):
+    actor_module.configure(Settings(approval_threshold_cents=1000_00, order_deadline_s=3600, start_check_s=60),
+                           ports=ports, saga_version="v3")
+    yield ports
+
+
+def parked(ports, due_in: timedelta = timedelta(hours=1)) -> Order:
+    order = Order(ports)
+    order.place(items=LARGE)
+    order.record({"step": "reserve", "outcome": "STARTED", "key": "reserve:STARTED", "status": "RESERVING"})
+    due = (datetime.now(timezone.utc) + due_in).isoformat(timespec="milliseconds")
+    order.record({"step": "approval", "outcome": "STARTED", "key": "approval:STARTED", "status": "AWAITING_APPROVAL",
+                  "parks_until": due})
+    ports.runs[f"order-saga-{order.order_id}"] = SagaRun("COMPLETED", '"AWAITING_APPROVAL"')  # it ended there
+    return order
+
+
+def test_a_park_whose_end_came_as_a_datetime_still_arms_the_check_up_for_it(v3):
+    """The SDK's actor serializer turns a string that looks like a time into a datetime: the
+    saga's `parks_until` reaches record_steps so. The check-up must still move to the end of
+    the wait (it failed with "fromisoformat: argument must be str", and the retried call found
+    the order parked already, so the wait ended up to a deadline late)."""
+    order = Order(v3)
+    order.place(items=LARGE)
+    order.record({"step": "reserve", "outcome": "STARTED", "key": "reserve:STARTED", "status": "RESERVING"})
+    due = (datetime.now(timezone.utc) + timedelta(hours=1)).replace(microsecond=123_000)
+    order.record({"step": "approval", "outcome": "STARTED", "key": "approval:STARTED", "status": "AWAITING_APPROVAL",
+                  "parks_until": due})
+    reminder = order.reminders[CHECKUP_REMINDER]
+    assert timedelta(minutes=58) < reminder.due_time + reminder.period <= timedelta(hours=1)
+    stored = order.stored()
+    assert isinstance(stored["approval_due"], str) and datetime.fromisoformat(stored["approval_due"]) == due
+
+
+def started_second_half(ports, order_id="o-1") -> dict:
+    name, decided_input = ports.started[f"order-saga-{order_id}-decided"]
+    assert name == "order_saga_decided"
+    return decided_input
+
+
+def test_a_parked_order_keeps_one_check_up_armed_for_the_end_of_its_wait(v3):
+    order = parked(v3)
+    stored = order.stored()
+    assert stored["parked"] and stored["status"] == "AWAITING_APPROVAL"
+    reminder = order.reminders[CHECKUP_REMINDER]
+    # Soon (to purge the first workflow), then at the end of the wait (an hour after parking).
+    assert reminder.due_time == timedelta(seconds=60)
+    assert timedelta(minutes=58) < reminder.due_time + reminder.period <= timedelta(hours=1)
+    assert json.loads(v3.index[order.order_id])["k"] is True
+
+
+def test_a_decision_for_a_parked_order_starts_its_second_half_and_raises_nothing(v3):
+    order = parked(v3)
+    assert order.call("decide", {"decision": "approve", "approver": "ann"})["outcome"] == "accepted"
+    assert not v3.raised
+    assert started_second_half(v3) == {**started_second_half(v3), "outcome": "approve", "approver": "ann"}
+    stored = order.stored()
+    assert not stored["parked"] and stored["saga_instance_id"] == "order-saga-o-1-decided"
+    assert json.loads(v3.index[order.order_id])["i"] == "order-saga-o-1-decided"
+    # A repeat is a duplicate, and starts nothing more.
+    assert order.call("decide", {"decision": "approve", "approver": "ann"})["outcome"] == "duplicate"
+    assert v3.calls.count("start_workflow") == 2  # the first half, the second half
+
+
+def test_a_decision_ahead_of_the_gate_starts_the_second_half_when_the_saga_parks(v3):
+    order = Order(v3)
+    order.place(items=LARGE)
+    order.record({"step": "reserve", "outcome": "STARTED", "key": "reserve:STARTED", "status": "RESERVING"})
+    order.call("decide", {"decision": "reject", "approver": "bob"})
+    assert not v3.raised, "a saga that parks waits for no event"
+    order.record({"step": "approval", "outcome": "STARTED", "key": "approval:STARTED", "status": "AWAITING_APPROVAL",
+                  "parks_until": "2030-01-01T00:00:00.000+00:00"})
+    assert started_second_half(v3)["outcome"] == "reject"
+
+
+def test_the_check_up_purges_the_first_workflow_then_ends_the_wait(v3):
+    order = parked(v3, due_in=timedelta(hours=1))
+    order.fire(CHECKUP_REMINDER)  # soon after parking
+    assert v3.purged == ["order-saga-o-1"] and "order-saga-o-1-decided" not in v3.started
+    order2 = parked(v3, due_in=-timedelta(seconds=1))
+    order2.fire(CHECKUP_REMINDER)  # the wait is over
+    assert started_second_half(v3)["outcome"] == "timeout"
+    assert ("approval", "WAIT_ENDED") in [(e["step"], e["outcome"]) for e in order2.stored()["timeline"]]
+
+
+def test_a_cancel_of_a_parked_order_starts_the_second_half_to_unwind(v3):
+    order = parked(v3)
+    order.call("cancel", {"reason": "changed my mind"})
+    assert started_second_half(v3)["outcome"] == "cancel" and not v3.raised
+
+
+def test_a_second_half_that_could_not_start_is_started_by_the_settle_reminder_once(v3):
+    order = parked(v3)
+    v3.fail("start_workflow")
+    order.call("decide", {"decision": "approve", "approver": "ann"})
+    assert "order-saga-o-1-decided" not in v3.started and order.stored()["parked"]
+    order.fire(SETTLE_REMINDER)
+    assert started_second_half(v3)["outcome"] == "approve"
+    order.fire(SETTLE_REMINDER)
+    assert v3.calls.count("start_workflow") == 2
+
+
+def test_a_start_that_went_through_before_a_stop_is_not_an_error(v3):
+    class AlreadyExists(Exception):
+        def code(self):
+            class Code:
+                name = "ALREADY_EXISTS"
+            return Code()
+
+    order = parked(v3)
+
+    async def exists(name, workflow_input, instance_id):
+        raise AlreadyExists()
+    v3.start_workflow = exists
+    order.call("decide", {"decision": "approve", "approver": "ann"})
+    assert order.stored()["saga_instance_id"] == "order-saga-o-1-decided"

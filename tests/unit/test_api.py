@@ -5,6 +5,7 @@ reads and approvals need (issue 18, hole 7), and a list is never partial without
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -17,6 +18,7 @@ from order_service import api
 from order_service import orders_pb2 as pb
 from order_service import orders_pb2_grpc as pb_grpc
 from order_service.api import OrderApi
+from order_service.queries import IndexRow
 from order_service.settings import Settings
 from order_service.sidecar import ActorCallError
 
@@ -138,47 +140,152 @@ class Context:
 
 
 class FakeSidecar:
-    """The orders index's labels; every saga runs."""
+    """The orders index's rows; every saga runs; bulk actions start (and are remembered)."""
 
-    def __init__(self, labels: dict[str, str]):
-        self.labels = labels
+    def __init__(self, rows: dict):
+        self.rows = rows
+        self.engine_asked: list[str] = []
+        self.started: list[tuple[str, dict, str]] = []
+        self.state: dict[str, bytes] = {}
 
-    def workflow_status(self, instance_id):
+    def workflow_status(self, instance_id, timeout=10):
+        self.engine_asked.append(instance_id)
         return "RUNNING"
+
+    def start_workflow_sync(self, name, workflow_input, instance_id):
+        self.started.append((name, workflow_input, instance_id))
+        return instance_id
+
+    def get_state_sync(self, store, key, timeout=30):
+        return self.state.get(key, b""), "1" if key in self.state else ""
+
+    def save_state_if_sync(self, store, key, value, etag, timeout=30):
+        self.state[key] = value
+
+
+def row(status="AWAITING_APPROVAL", placed="2026-01-01T00:00:00+00:00", **fields) -> IndexRow:
+    return IndexRow(status=status, customer=fields.pop("customer", "c-1"), placed=placed, since=placed,
+                    version="v3", total_cents=150_000, **fields)
 
 
 @pytest.fixture()
 def listing(monkeypatch):
-    def make(labels, actors):
-        monkeypatch.setattr(api.index, "read_all", lambda client: dict(client.labels))
-        return OrderApi(actors, FakeSidecar(labels))
+    def make(rows, actors=None, **api_fields):
+        monkeypatch.setattr(api.index, "read_all", lambda client: dict(client.rows))
+        return OrderApi(actors or FakeActors(), FakeSidecar(rows), **api_fields)
     return make
 
 
-def test_an_order_that_cannot_be_read_fails_the_list_instead_of_leaving_it_out(listing):
-    orders = listing({"o-1": "IN_FLIGHT", "o-2": "IN_FLIGHT"}, FakeActors(unreadable={"o-2"}))
+def listed(orders, **request) -> pb.ListOrdersResponse:
+    return orders.ListOrders(pb.ListOrdersRequest(**request), Context())
+
+
+def test_a_list_comes_from_the_index_alone_newest_first_in_pages(listing):
+    class NoActors(FakeActors):
+        def call(self, order_id, method, payload=None):
+            raise AssertionError(f"an actor was asked: {order_id} {method}")
+
+    rows = {f"o-{n:02d}": row(placed=f"2026-01-01T00:00:{n:02d}+00:00") for n in range(25)}
+    orders = listing(rows, NoActors())
+    first = listed(orders, page_size=10)
+    assert [o.order_id for o in first.orders] == [f"o-{n:02d}" for n in range(24, 14, -1)]
+    assert first.total_matching == 25 and first.next_page_token
+    seen = [o.order_id for o in first.orders]
+    token = first.next_page_token
+    while token:
+        page = listed(orders, page_size=10, page_token=token)
+        seen += [o.order_id for o in page.orders]
+        token = page.next_page_token
+    assert seen == sorted(rows, reverse=True)
+    assert not orders._sidecar.engine_asked, "a list asked the workflow engine"
+
+
+def test_new_orders_do_not_shift_the_pages_after_them(listing):
+    rows = {f"o-{n}": row(placed=f"2026-01-01T00:00:0{n}+00:00") for n in range(6)}
+    orders = listing(rows)
+    first = listed(orders, page_size=3)
+    rows["o-new"] = row(placed="2026-01-02T00:00:00+00:00")
+    second = listed(orders, page_size=3, page_token=first.next_page_token)
+    assert [o.order_id for o in second.orders] == ["o-2", "o-1", "o-0"]
+
+
+def test_filters_select_by_status_customer_reason_time_version_and_age(listing):
+    rows = {
+        "a": row("FAILED", reason="SHIPPING_FAILED", customer="ann"),
+        "b": row("FAILED", reason="OUT_OF_STOCK", customer="ann"),
+        "c": row("NEEDS_ATTENTION", customer="bob", placed="2026-02-01T00:00:00+00:00"),
+        "d": IndexRow(status="COMPLETED", customer="bob", placed="2026-03-01T00:00:00+00:00", version="v2"),
+    }
+    orders = listing(rows)
+    ids = lambda **f: sorted(o.order_id for o in listed(orders, **f).orders)  # noqa: E731
+    assert ids(status="failed") == ["a", "b"]
+    assert ids(reason="SHIPPING_FAILED") == ["a"]
+    assert ids(customer_id="bob") == ["c", "d"]
+    assert ids(placed_after="2026-01-15T00:00:00Z") == ["c", "d"]
+    assert ids(placed_before="2026-02-01T00:00:00Z") == ["a", "b"]
+    assert ids(saga_version="v2") == ["d"]
+    assert ids(in_status_for_s=10**12) == []
+    assert ids(in_status_for_s=60) == ["a", "b", "c", "d"]
+    assert ids(text="AN", status="FAILED") == ["a", "b"]
+    nothing = listed(orders, customer_id="nobody")
+    assert not nothing.orders and nothing.total_matching == 0 and not nothing.next_page_token
+
+
+@pytest.mark.parametrize("request_fields, field", [
+    ({"status": "SHIPPED"}, "status"), ({"placed_after": "yesterday"}, "placed_after"),
+    ({"customer_id": "x" * 65}, "customer"), ({"page_size": 5000}, "page_size"),
+    ({"page_token": "not-a-token"}, "page_token"), ({"in_status_for_s": -1}, "in_status_for_s"),
+])
+def test_bad_queries_are_invalid_arguments_naming_the_field(listing, request_fields, field):
     with pytest.raises(Aborted) as refused:
-        orders.ListOrders(pb.ListOrdersRequest(), Context())
-    assert refused.value.args[0] == grpc.StatusCode.UNAVAILABLE
-    assert "1 of 2 orders could not be read" in refused.value.args[1] and "o-2" in refused.value.args[1]
+        listed(listing({"a": row()}), **request_fields)
+    assert refused.value.args[0] == grpc.StatusCode.INVALID_ARGUMENT and refused.value.args[1].startswith(field)
 
 
-def test_an_index_entry_without_an_order_is_left_out(listing):
-    """A placing that stopped before the order was saved leaves an index entry and no order."""
-    orders = listing({"o-1": "IN_FLIGHT", "ghost": "IN_FLIGHT"}, FakeActors(missing={"ghost"}))
-    assert [o.order_id for o in orders.ListOrders(pb.ListOrdersRequest(), Context()).orders] == ["o-1"]
+def test_a_page_token_of_another_query_is_refused(listing):
+    orders = listing({f"o-{n}": row() for n in range(5)})
+    token = listed(orders, page_size=2, status="AWAITING_APPROVAL").next_page_token
+    with pytest.raises(Aborted) as refused:
+        listed(orders, page_size=2, status="COMPLETED", page_token=token)
+    assert refused.value.args[0] == grpc.StatusCode.INVALID_ARGUMENT and "another query" in refused.value.args[1]
 
 
-def test_an_order_whose_label_is_behind_is_listed_under_its_real_status(listing):
-    """The label is written after the order: an order that ended while its label still says
-    IN_FLIGHT is found under its terminal status too."""
+def test_a_reply_is_bounded_whatever_the_index_holds(listing):
+    orders = listing({f"o-{n:05d}": row() for n in range(5000)})
+    page = listed(orders)
+    assert len(page.orders) == 50 and page.total_matching == 5000 and page.ByteSize() < 20_000
+
+
+def test_a_row_of_an_older_release_is_read_from_its_actor(listing):
+    orders = listing({"o-1": IndexRow(status="IN_FLIGHT", legacy=True), "ghost": IndexRow(status="IN_FLIGHT",
+                                                                                         legacy=True)},
+                     FakeActors(missing={"ghost"}))
+    assert [(o.order_id, o.status) for o in listed(orders).orders] == [("o-1", "AWAITING_APPROVAL")]
+    assert listed(orders, status="COMPLETED").orders == []
+
+
+def test_a_terminal_orders_saga_status_comes_from_the_order_alone(listing):
+    ended = {**order_state("o-1", "COMPLETED"), "saga_final_status": "COMPLETED",
+             "status_since": "2999-01-01T00:00:00+00:00", "saga_instance_id": "order-saga-o-1"}
+
     class Ended(FakeActors):
         def call(self, order_id, method, payload=None):
-            return order_state(order_id, "COMPLETED")
+            return ended
 
-    orders = listing({"o-1": "IN_FLIGHT"}, Ended())
-    assert [o.order_id for o in orders.ListOrders(pb.ListOrdersRequest(status="COMPLETED"), Context()).orders] \
-        == ["o-1"]
+    orders = listing({}, Ended())
+    assert orders.GetOrder(pb.GetOrderRequest(order_id="o-1"), Context()).saga_runtime_status == "COMPLETED"
+    ended["status_since"] = "2020-01-01T00:00:00+00:00"  # longer ago than the retention time
+    assert orders.GetOrder(pb.GetOrderRequest(order_id="o-1"), Context()).saga_runtime_status == "PURGED"
+    assert not orders._sidecar.engine_asked
+
+
+def test_stuck_orders_are_listed_with_the_engines_word(listing):
+    old = "2020-01-01T00:00:00+00:00"
+    orders = listing({"slow": row("CHARGING", placed=old), "fine": row("CHARGING", placed="2999-01-01T00:00:00+00:00"),
+                      "waiting": row("AWAITING_APPROVAL", placed=old)}, stuck_after_s=600)
+    (stuck,) = listed(orders, stuck=True).orders
+    assert stuck.order_id == "slow" and stuck.stuck_reason.startswith("NO_PROGRESS")
+    assert "workflow RUNNING" in stuck.stuck_reason
 
 
 def test_an_index_that_cannot_be_read_is_unavailable(monkeypatch):
@@ -243,3 +350,41 @@ def test_a_store_that_is_down_is_still_unavailable(serve):
         stub.PlaceOrder(pb.PlaceOrderRequest(order_id="o-1", customer_id="c-1",
                                              items=[pb.LineItem(sku="a", quantity=1, unit_price_cents=100)]), timeout=5)
     assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+# ---- bulk actions ---------------------------------------------------------------------------------
+
+def bulk(orders, action="retry", dry_run=True, confirm_count=0, **filters) -> pb.BulkAction:
+    return orders.StartBulkAction(pb.BulkActionRequest(action=action, filter=pb.OrderFilter(**filters),
+                                                       dry_run=dry_run, confirm_count=confirm_count,
+                                                       operator="ops", note="done by hand"), Context())
+
+
+def test_a_dry_run_says_what_would_be_touched_and_what_is_left_alone(listing):
+    orders = listing({"a": row("NEEDS_ATTENTION"), "b": row("NEEDS_ATTENTION"), "c": row("COMPLETED")})
+    preview = bulk(orders, "retry")
+    assert (preview.state, preview.selected, preview.left_alone) == ("DRY_RUN", 2, 1)
+    assert {r.order_id for r in preview.results} == {"a", "b"} and not orders._sidecar.started
+
+
+def test_a_bulk_run_needs_the_count_someone_saw(listing):
+    orders = listing({f"o-{n}": row("NEEDS_ATTENTION") for n in range(3)})
+    with pytest.raises(Aborted) as refused:
+        bulk(orders, "retry", dry_run=False, confirm_count=2)
+    assert refused.value.args[0] == grpc.StatusCode.FAILED_PRECONDITION and "3 orders" in refused.value.args[1]
+    started = bulk(orders, "retry", dry_run=False, confirm_count=3)
+    assert started.state == "RUNNING" and started.bulk_id.startswith("bulk-")
+    ((name, job, instance),) = orders._sidecar.started
+    assert (name, instance, job["action"], job["operator"]) == ("ordersaga_bulk_action", started.bulk_id, "retry",
+                                                                "ops")
+    assert json.loads(orders._sidecar.state["bulk|recent"]) == [started.bulk_id]
+
+
+def test_a_bulk_run_that_selects_nothing_says_so(listing):
+    orders = listing({"a": row("COMPLETED")})
+    with pytest.raises(Aborted) as refused:
+        bulk(orders, "retry", dry_run=False, confirm_count=10)
+    assert refused.value.args[0] == grpc.StatusCode.FAILED_PRECONDITION and "nothing to do" in refused.value.args[1]
+    with pytest.raises(Aborted) as refused:
+        bulk(orders, "explode")
+    assert refused.value.args[0] == grpc.StatusCode.INVALID_ARGUMENT

@@ -28,10 +28,26 @@ class StandIn:
     def __init__(self):
         self.calls = []
 
-    def orders(self):
+    ORDERS = [("ann", "COMPLETED"), ("bob", "FAILED"), ("ann", "SHIPPING")]
+
+    def orders(self, status="", text="", page_token=""):
+        """The API filters: here, as ListOrders would (the console passes the filters on)."""
+        self.calls.append(("orders", status, text, page_token))
         rows = [views.order_summary(pb.Order(order_id=f"o-{n}", customer_id=c, status=s))
-                for n, (c, s) in enumerate([("ann", "COMPLETED"), ("bob", "FAILED"), ("ann", "SHIPPING")])]
-        return rows, time.time(), ""
+                for n, (c, s) in enumerate(self.ORDERS)]
+        matching = [row for row in rows if views.matches(row, status, text)]
+        return {"orders": matching, "next_page_token": "", "matching": len(matching),
+                "counts": {"COMPLETED": 1, "FAILED": 1, "SHIPPING": 1}}, time.time(), ""
+
+    def stats(self):
+        rows = self.orders()[0]["orders"]
+        return rows, {"COMPLETED": 1, "FAILED": 1, "SHIPPING": 1}, ""
+
+    def bulk(self, action, status, text, operator, note, dry_run, confirm_count):
+        self.calls.append(("bulk", action, status, text, dry_run, confirm_count))
+        if not dry_run and confirm_count < 2:
+            raise Refused(grpc.StatusCode.FAILED_PRECONDITION, "2 orders are selected, more than the 1 confirmed")
+        return {"bulk_id": "" if dry_run else "bulk-1", "state": "DRY_RUN" if dry_run else "RUNNING", "selected": 2}
 
     def order(self, order_id):
         if order_id == "o-boom":
@@ -91,10 +107,11 @@ def test_health_pages_and_security_headers(served):
         assert headers["x-content-type-options"] == "nosniff"
 
 
-def test_the_list_filters_on_the_server(served):
-    base, _ = served
+def test_the_list_passes_its_filters_to_the_api(served):
+    base, stand_in = served
     status, _, body = call(f"{base}/api/orders?status=completed&q=")
     assert [o["order_id"] for o in json.loads(body)["orders"]] == ["o-0"]
+    assert ("orders", "COMPLETED", "", "") in stand_in.calls
     data = json.loads(call(f"{base}/api/orders?q=ANN")[2])
     assert sorted(o["order_id"] for o in data["orders"]) == ["o-0", "o-2"] and data["total"] == 3
     assert json.loads(call(f"{base}/api/stats")[2])["in_flight"] == 1
@@ -111,6 +128,19 @@ def test_refusals_keep_the_apis_code_and_message_and_nothing_answers_with_a_trac
     status, _, body = call(f"{base}/api/orders/o-boom")
     assert status == 500 and b"Traceback" not in body
     assert json.loads(body)["error"]["details"] == "the console failed: RuntimeError: something broke"
+
+
+def test_a_bulk_action_is_previewed_then_run_with_the_number_typed(served):
+    base, stand_in = served
+    status, _, body = call(f"{base}/api/bulk", json.dumps({"action": "approve", "status": "awaiting_approval",
+                                                           "dry_run": True}).encode())
+    assert status == 200 and json.loads(body)["selected"] == 2
+    assert call(f"{base}/api/bulk", json.dumps({"action": "approve"}).encode())[0] == 400  # no number typed
+    status, _, body = call(f"{base}/api/bulk", json.dumps({"action": "approve", "confirm_count": 1}).encode())
+    assert status == 409 and "more than the 1 confirmed" in json.loads(body)["error"]["details"]
+    status, _, body = call(f"{base}/api/bulk", json.dumps({"action": "approve", "confirm_count": 2}).encode())
+    assert status == 200 and json.loads(body)["bulk_id"] == "bulk-1"
+    assert ("bulk", "approve", "AWAITING_APPROVAL", "", True, 0) in stand_in.calls
 
 
 def test_actions_take_a_json_object_and_only_known_actions(served):

@@ -3,7 +3,6 @@ letters with their reasons, the filters and the API's refusals as HTTP answers."
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta, timezone
 
 import grpc
@@ -139,32 +138,17 @@ def test_charts_count_endings_per_minute_and_time_placed_to_ended():
     assert views.percentile([], 50) is None
 
 
-def envelope(data, **fields) -> str:
-    return json.dumps({"id": "e-1", "time": "2026-01-05T12:00:00Z", "source": "inventory-service", "data": data,
-                       **fields})
+def test_a_dead_letter_row_keeps_its_reason_and_payload_as_text_and_says_which_redrive_sent_it():
+    from ordersaga.deadletters import Letter
 
-
-def test_a_refused_request_shows_order_services_reason_and_the_request_as_text():
-    letter = {"event_id": "e-1", "reason": "INVALID_ARGUMENT: items: <b>none</b>", "data": '{"x": "<script>"}'}
-    shown = views.request_dead_letter(envelope(letter))
-    assert shown["reason"] == "INVALID_ARGUMENT: items: <b>none</b>"
-    assert shown["payload"] == '{"x": "<script>"}' and not shown["truncated"]
-    assert views.request_dead_letter(envelope(json.dumps(letter)))["reason"].startswith("INVALID_ARGUMENT")
-    odd = views.request_dead_letter("not json")
-    assert "no reason" in odd["reason"] and odd["payload"] == "not json"
-
-
-def test_a_refused_decision_gets_the_reason_order_service_would_give():
-    known = {"o-done": {"status": "COMPLETED"}, "o-wait": {"status": "AWAITING_APPROVAL"}}
-    unknown = views.approval_dead_letter(envelope({"order_id": "o-never", "decision": "approve", "approver": "x"}),
-                                         known)
-    assert unknown["reason"] == "unknown order o-never (inferred)" and unknown["order_id"] == "o-never"
-    late = views.approval_dead_letter(envelope({"order_id": "o-done", "decision": "reject", "approver": "<i>a</i>"}),
-                                      known)
-    assert "not waiting for a decision (it is COMPLETED)" in late["reason"] and late["approver"] == "<i>a</i>"
-    bad = views.approval_dead_letter(envelope({"order_id": "o-wait", "decision": "maybe"}), known)
-    assert bad["reason"].startswith("malformed:") and bad["order_id"] == "o-wait"
-    huge = views.approval_dead_letter(envelope("x" * 10_000), known)
+    letter = Letter(id="js:7", kind="approvals", event_id="e-1.redrive-abc", time="2026-01-05T12:00:00Z",
+                    reason="NOT_FOUND: order <b>o-1</b> does not exist", order_id="o-1",
+                    data='{"order_id": "o-1", "decision": "approve", "approver": "<i>a</i>"}')
+    row = views.letter_row(letter)
+    assert (row["id"], row["reason"], row["decision"], row["approver"], row["redriven_by"]) == (
+        "js:7", "NOT_FOUND: order <b>o-1</b> does not exist", "approve", "<i>a</i>", "abc")
+    huge = views.letter_row(Letter(id="js:8", kind="requests", event_id="e", time="", reason="r", order_id="",
+                                   data="x" * 10_000))
     assert huge["truncated"] and len(huge["payload"]) == 2048
 
 

@@ -23,9 +23,10 @@ def record(step, outcome, status="", key=None, **fields):
     return {"step": step, "outcome": outcome, "status": status, "key": key or f"{step}:{outcome}", **fields}
 
 
-def test_a_placed_order_is_in_flight_and_owes_its_announcement():
+def test_a_placed_order_is_in_flight_and_owes_its_row_and_its_announcement():
     placed = order()
-    assert (placed.status, placed.indexed_as, placed.saga_instance_id) == ("PLACED", "IN_FLIGHT", "order-saga-o-1")
+    assert (placed.status, placed.indexed_as, placed.saga_instance_id) == ("PLACED", "", "order-saga-o-1")
+    assert placed.owes_anything and placed.index_row_json().startswith('{"$":500,"c":"c"')
     assert [e.type for e in placed.owed_events] == ["placed"] and placed.approval_threshold_cents == THRESHOLD
     assert rules.is_new(None, SMALL) and not rules.is_new(placed, SMALL)
     with pytest.raises(rules.Refused, match="ALREADY_EXISTS"):
@@ -147,3 +148,71 @@ def test_a_saga_gone_without_a_word_leaves_the_order_to_a_person():
     completed = order(OrderStatus.SHIPPING, tracking_number="T-3")
     rules.adopt_lost_ending(completed, "COMPLETED", '"COMPLETED"', "not json", AT)
     assert completed.unfinished.ending == Ending(status="COMPLETED", tracking_number="T-3")
+
+
+# ---- parking at the approval gate (saga v3) -------------------------------------------------------
+
+DUE = "2026-01-02T00:00:00.000+00:00"
+
+
+def parked(**fields):
+    waiting = order(OrderStatus.RESERVING, request=LARGE, saga_version="v3", **fields)
+    rules.apply_records(waiting, [record("approval", "STARTED", "AWAITING_APPROVAL", parks_until=DUE)], None, AT)
+    return waiting
+
+
+def test_a_saga_that_parks_leaves_the_order_waiting_until_its_due_time():
+    waiting = parked()
+    assert (waiting.status, waiting.parked, waiting.approval_due, waiting.continuation) == \
+        ("AWAITING_APPROVAL", True, DUE, "")
+    assert not waiting.owes_continuation
+
+
+@pytest.mark.parametrize("decision", ["approve", "reject"])
+def test_a_decision_for_a_parked_order_is_how_it_goes_on(decision):
+    waiting = parked()
+    assert rules.decision_verdict(waiting, decision, THRESHOLD) == "accept"
+    rules.remember_decision(waiting, decision, "ann", AT)
+    assert waiting.continuation == decision and waiting.owes_continuation and waiting.decided_by == "ann"
+    assert rules.continued(waiting) == "order-saga-o-1-decided"
+    assert not waiting.parked and not waiting.owes_continuation
+    assert rules.decision_verdict(waiting, "approve" if decision == "reject" else "reject", THRESHOLD) == "duplicate"
+
+
+def test_a_decision_ahead_of_the_gate_is_taken_when_the_saga_parks():
+    early = order(OrderStatus.RESERVING, request=LARGE, saga_version="v3")
+    rules.remember_decision(early, "approve", "ann", AT)
+    assert early.continuation == ""  # not parked yet: nothing to start
+    rules.apply_records(early, [record("approval", "STARTED", "AWAITING_APPROVAL", parks_until=DUE)], None, AT)
+    assert early.parked and early.continuation == "approve" and early.owes_continuation
+
+
+def test_a_parked_order_times_out_once_its_wait_ended_and_a_late_decision_is_refused():
+    waiting = parked()
+    assert not rules.time_out(waiting, False, AT)
+    assert rules.time_out(waiting, True, AT) and waiting.continuation == "timeout"
+    assert not rules.time_out(waiting, True, AT)  # once
+    with pytest.raises(rules.Refused, match="no longer waits"):
+        rules.decision_verdict(waiting, "approve", THRESHOLD)
+
+
+def test_a_cancel_of_a_parked_order_is_how_it_goes_on_and_raises_no_event():
+    waiting = parked()
+    assert rules.cancel(waiting, "changed my mind", AT)
+    assert waiting.continuation == "cancel" and not waiting.owes_cancel and waiting.owes_continuation
+
+
+def test_a_cancel_after_the_decision_leaves_the_decision_in_charge_and_the_gates_refuse():
+    waiting = parked()
+    rules.remember_decision(waiting, "approve", "ann", AT)
+    assert rules.cancel(waiting, "changed my mind", AT)
+    assert waiting.continuation == "approve" and not rules.may_enter(waiting, OrderStatus.CHARGING)
+
+
+def test_the_end_of_a_saga_is_its_final_runtime_status_and_a_retry_clears_it():
+    ended = order()
+    rules.apply_records(ended, [record("finish", "FAILED", "NEEDS_ATTENTION")],
+                        {"calls": [], "ending": {"status": "FAILED"}, "resume_status": "COMPENSATING"}, AT)
+    assert ended.saga_final_status == "COMPLETED"
+    rules.start_retry(ended, "ops", AT)
+    assert ended.saga_final_status == ""

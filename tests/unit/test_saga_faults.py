@@ -17,14 +17,15 @@ from tests.helpers.saga_harness import (
     actor_down_for,
     ending_of,
     fails,
+    pinned,
     records,
-    run_saga,
     saga_input,
     timeline,
     undo_calls,
     world,
 )
 
+run_saga = pinned("v2")  # v2's tests (the latest, v3, parks at the approval gate)
 LARGE = 150_000  # cents per line: above the approval threshold of saga_input
 
 

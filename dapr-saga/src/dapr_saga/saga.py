@@ -209,6 +209,15 @@ class Saga:
 
     # ---- running steps ----------------------------------------------------------------------
 
+    def carry_over(self, calls: list[Call]) -> None:
+        """Steps an earlier workflow of the same saga did (a saga that stops at a gate and is
+        taken on by another workflow when the gate opens): undone, in reverse, if this one
+        unwinds. Only succeeded steps are carried over; a failure ends the first workflow."""
+        for call in calls:
+            undo = call.to_undo(StepResult.done())
+            if undo:
+                self.to_undo.append(undo)
+
     def run(self, call: Call):
         """Run one step; its StepResult."""
         results = yield from self.run_parallel([call])

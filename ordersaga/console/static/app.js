@@ -111,9 +111,11 @@ function ordersPage() {
   const search = $("search");
   search.value = params.get("q") || "";
   let statusesShown = false;
+  let page = "";  // the page token of the page shown ("": the newest)
+  let next = "";
 
   async function load() {
-    const query = new URLSearchParams({ status: status.value, q: search.value.trim() });
+    const query = new URLSearchParams({ status: status.value, q: search.value.trim(), page });
     const data = await getJSON("/api/orders?" + query);
     if (!statusesShown) {
       for (const name of data.statuses) status.appendChild(el("option", { value: name }, name));
@@ -122,8 +124,11 @@ function ordersPage() {
       if (status.value) return load();
     }
     banner(data.error ? "The stack did not answer (showing the last list): " + data.error : "");
-    replace($("shown"), `${data.matching} of ${data.total} orders` +
-      (data.matching > data.orders.length ? ` (the newest ${data.orders.length} shown)` : ""));
+    next = data.next_page_token;
+    $("next-page").hidden = !next;
+    $("first-page").hidden = !page;
+    replace($("shown"), `${data.matching} of ${data.total} orders match` +
+      (data.matching > data.orders.length ? ` (${data.orders.length} on this page)` : ""));
     const rows = data.orders.map((o) => el("tr", { "data-order-id": o.order_id },
       el("td", {}, orderLink(o.order_id)),
       el("td", {}, o.customer_id),
@@ -131,7 +136,7 @@ function ordersPage() {
       el("td", {}, o.reason),
       el("td", { class: "num" }, money(o.total_cents)),
       el("td", {}, clock(o.placed_at)),
-      el("td", { class: "muted" }, o.last_step)));
+      el("td", { class: "muted" }, o.last_step || (o.status_since ? "since " + clock(o.status_since) : ""))));
     replace(document.querySelector("#orders tbody"), rows.length ? rows
       : el("tr", {}, el("td", { colspan: 7, class: "muted" }, "No orders match.")));
     stamp(data.fetched_at * 1000);
@@ -143,67 +148,80 @@ function ordersPage() {
     if (status.value) query.set("status", status.value);
     if (search.value.trim()) query.set("q", search.value.trim());
     history.replaceState(null, "", query.toString() ? "?" + query : location.pathname);
+    page = "";
+    $("bulk-confirm").hidden = true;
     refresh();
   }
   status.addEventListener("change", filtersChanged);
   search.addEventListener("input", filtersChanged);
+  $("next-page").addEventListener("click", () => { page = next; refresh(); });
+  $("first-page").addEventListener("click", () => { page = ""; refresh(); });
+  setupBulk(() => ({ status: status.value, q: search.value.trim() }));
   poll(loadCharts, LIST_POLL_MS * 3);
 }
 
-async function loadCharts() {
-  const data = await getJSON("/api/stats");
-  replace($("counts"), Object.entries(data.by_status).filter(([, n]) => n > 0).map(([name, n]) =>
-    el("a", { class: "count", href: "/?status=" + name }, statusBadge(name), " ", String(n))),
-    el("span", { class: "count muted" }, `${data.in_flight} in flight`));
-  replace($("throughput"), throughputChart(data));
-  replace($("latency"), latencyChart(data));
-  const p = (v) => (v === null ? "–" : v.toFixed(2) + " s");
-  replace($("percentiles"), `p50 ${p(data.p50_s)} · p95 ${p(data.p95_s)}`);
-}
-
-function throughputChart(data) {
-  const width = 420, height = 120, pad = 20;
-  const most = Math.max(1, ...data.per_minute.map((m) => m.COMPLETED + m.other));
-  const bar = (width - pad) / data.minutes;
-  const scale = (height - pad) / most;
-  const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, class: "bars", role: "img" });
-  chart.appendChild(svg("text", { x: 0, y: 10, class: "axis" }, String(most)));
-  for (const m of data.per_minute) {
-    const x = pad + m.minute * bar;
-    const done = m.COMPLETED * scale, other = m.other * scale;
-    const label = `${data.minutes - m.minute} min ago: ${m.COMPLETED} completed, ${m.other} other`;
-    chart.appendChild(svg("rect", { x, y: height - pad - done, width: bar - 1, height: done, class: "ok" },
-      svg("title", {}, label)));
-    chart.appendChild(svg("rect", { x, y: height - pad - done - other, width: bar - 1, height: other,
-      class: "bad" }, svg("title", {}, label)));
-  }
-  chart.appendChild(svg("text", { x: pad, y: height - 4, class: "axis" }, `-${data.minutes} min`));
-  chart.appendChild(svg("text", { x: width - 30, y: height - 4, class: "axis" }, "now"));
-  return chart;
-}
-
-function latencyChart(data) {
-  const width = 420, height = 120, pad = 20;
-  const points = data.durations;
-  const most = Math.max(0.001, ...points.map((d) => d.seconds));
-  const bar = (width - pad) / Math.max(points.length, 30);
-  const scale = (height - pad) / most;
-  const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, class: "bars", role: "img" });
-  chart.appendChild(svg("text", { x: 0, y: 10, class: "axis" }, most.toFixed(1) + "s"));
-  points.forEach((d, i) => {
-    const h = Math.max(1, d.seconds * scale);
-    chart.appendChild(svg("rect", { x: pad + i * bar, y: height - pad - h, width: Math.max(1, bar - 1), height: h,
-      class: d.status === "COMPLETED" ? "ok" : "bad" }, svg("title", {}, `${d.order_id}: ${d.seconds} s (${d.status})`)));
+// A bulk action over the orders the list's filters select: a preview (the API's dry run) says
+// how many; running it takes that number, typed by the person (the API refuses a run over
+// more orders than the number confirmed). Then its progress, until it ends.
+function setupBulk(filters) {
+  let previewed = null;
+  let counted = 0;  // the orders the preview selected: the number to type
+  const post = async (body) => {
+    const response = await fetch("/api/bulk", { method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(body) });
+    const reply = await response.json().catch(() => ({}));
+    if (!response.ok) throw refusal(response.status, reply);
+    return reply;
+  };
+  const request = () => ({ ...filters(), action: $("bulk-action").value, note: $("bulk-note").value,
+    by: localStorage.getItem("ordersaga-console-by") || "console" });
+  $("bulk-preview").addEventListener("click", async () => {
+    if (!$("bulk-action").value) { replace($("bulk-progress"), "Choose an action first."); return; }
+    try {
+      previewed = request();
+      const preview = await post({ ...previewed, dry_run: true });
+      counted = preview.selected;
+      const alone = preview.left_alone ? `; ${preview.left_alone} more match and are left alone (their status)` : "";
+      replace($("bulk-says"), preview.selected
+        ? `${preview.selected} orders would be touched by ${preview.action} (${preview.filter})${alone}. ` +
+          `First: ${preview.results.map((r) => r.order_id).join(", ")}`
+        : `No orders match (${preview.filter}) that ${preview.action} applies to${alone}.`);
+      $("bulk-confirm").hidden = false;
+      $("bulk-run").disabled = !preview.selected;
+      $("bulk-count").value = "";
+      replace($("bulk-progress"), "");
+    } catch (error) {
+      replace($("bulk-progress"), `Preview refused: ${error.message}`);
+    }
   });
-  for (const [name, value] of [["p50", data.p50_s], ["p95", data.p95_s]]) {
-    if (value === null) continue;
-    const y = height - pad - value * scale;
-    chart.appendChild(svg("line", { x1: pad, x2: width, y1: y, y2: y, class: "rule" }));
-    chart.appendChild(svg("text", { x: width - 28, y: y - 2, class: "axis" }, name));
+  $("bulk-run").addEventListener("click", async () => {
+    const typed = parseInt($("bulk-count").value, 10);
+    if (!previewed || !(typed > 0)) { replace($("bulk-progress"), "Type the number of orders first."); return; }
+    if (typed !== counted) {
+      replace($("bulk-progress"), `Type ${counted}, the number of orders the preview counted, to run it.`);
+      return;
+    }
+    try {
+      const started = await post({ ...previewed, confirm_count: typed });
+      $("bulk-confirm").hidden = true;
+      follow(started.bulk_id);
+    } catch (error) {
+      replace($("bulk-progress"), `Refused: ${error.message}`);
+    }
+  });
+  async function follow(bulkId) {
+    for (;;) {
+      try {
+        const b = await getJSON("/api/bulk/" + encodeURIComponent(bulkId));
+        replace($("bulk-progress"), `${b.action} ${b.bulk_id}: ${b.state}, ${b.done}/${b.selected} done: ` +
+          `${b.changed} changed, ${b.skipped} skipped, ${b.failed} failed`);
+        if (["COMPLETED", "FAILED", "TERMINATED"].includes(b.state)) return;
+      } catch (error) {
+        replace($("bulk-progress"), `${bulkId}: ${error.message}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+    }
   }
-  chart.appendChild(svg("text", { x: pad, y: height - 4, class: "axis" }, "older"));
-  chart.appendChild(svg("text", { x: width - 40, y: height - 4, class: "axis" }, "latest"));
-  return chart;
 }
 
 // ---- one order ----------------------------------------------------------------------------
@@ -373,21 +391,45 @@ function notice(kind, message) {
 // ---- dead letters -------------------------------------------------------------------------
 
 function lettersPage() {
+  const chosen = new Set();
+  const says = () => {
+    $("redrive").disabled = !chosen.size;
+    replace($("redrive-says"), chosen.size ? `${chosen.size} chosen` : "choose letters whose cause is fixed");
+  };
+  const pick = (l) => el("input", { type: "checkbox", "data-letter": l.id, checked: chosen.has(l.id),
+    onchange: (event) => { if (event.target.checked) chosen.add(l.id); else chosen.delete(l.id); says(); } });
+  const again = (l) => (l.redriven_by ? ` (again, after redrive ${l.redriven_by})` : "");
   poll(async () => {
     const data = await getJSON("/api/dead-letters");
     banner(data.error || "");
     const payload = (l) => el("pre", { class: "payload" }, l.payload + (l.truncated ? " …(cut)" : ""));
     replace(document.querySelector("#requests tbody"), data.requests.length ? data.requests.map((l) =>
-      el("tr", { class: "letter" }, el("td", {}, clock(l.time)), el("td", { class: "reason" }, l.reason),
-        el("td", {}, payload(l)))) : el("tr", {}, el("td", { colspan: 3, class: "muted" }, "None.")));
+      el("tr", { class: "letter" }, el("td", {}, pick(l)), el("td", {}, clock(l.time)),
+        el("td", { class: "reason" }, l.reason + again(l)), el("td", {}, payload(l))))
+      : el("tr", {}, el("td", { colspan: 4, class: "muted" }, "None.")));
     replace(document.querySelector("#approvals tbody"), data.approvals.length ? data.approvals.map((l) =>
-      el("tr", { class: "letter" }, el("td", {}, clock(l.time)),
+      el("tr", { class: "letter" }, el("td", {}, pick(l)), el("td", {}, clock(l.time)),
         el("td", {}, l.order_id ? orderLink(l.order_id) : "–"),
         el("td", {}, l.decision ? `${l.decision} by ${l.approver}` : "–"),
-        el("td", { class: "reason" }, l.reason), el("td", {}, payload(l))))
-      : el("tr", {}, el("td", { colspan: 5, class: "muted" }, "None.")));
+        el("td", { class: "reason" }, l.reason + again(l)), el("td", {}, payload(l))))
+      : el("tr", {}, el("td", { colspan: 6, class: "muted" }, "None.")));
     stamp();
   }, LETTERS_POLL_MS);
+  $("redrive").addEventListener("click", async () => {
+    const ids = [...chosen];
+    if (!ids.length || !confirm(`Send ${ids.length} dead letters back to their topics?`)) return;
+    try {
+      const response = await fetch("/api/dead-letters/redrive", { method: "POST",
+        headers: { "Content-Type": "application/json" }, body: JSON.stringify({ ids }) });
+      const reply = await response.json().catch(() => ({}));
+      if (!response.ok) throw refusal(response.status, reply);
+      chosen.clear();
+      says();
+      replace($("redrive-says"), reply.message);
+    } catch (error) {
+      replace($("redrive-says"), `Refused: ${error.message}`);
+    }
+  });
 }
 
 const pages = { orders: ordersPage, order: orderPage, letters: lettersPage };
