@@ -10,8 +10,11 @@ from prometheus_client import generate_latest
 
 from order_service import index, queries, stuck
 
-OLD = (datetime.now(timezone.utc) - timedelta(hours=2)).isoformat()
-FRESH = datetime.now(timezone.utc).isoformat()
+
+def ago(hours: float) -> str:
+    """A time this long before now, read when the test runs (a full run imports this file half an
+    hour before it runs it: a time taken at import would no longer be fresh)."""
+    return (datetime.now(timezone.utc) - timedelta(hours=hours)).isoformat()
 
 
 class Sidecar:
@@ -45,9 +48,10 @@ class Actors:
 
 
 def test_the_scan_counts_stuck_orders_by_reason_into_the_gauge_and_reindexes_old_rows():
-    rows = {"slow": json.loads(queries.IndexRow(status="SHIPPING", placed=OLD, since=OLD).to_json()),
-            "moving": json.loads(queries.IndexRow(status="SHIPPING", placed=FRESH, since=FRESH).to_json()),
-            "done": json.loads(queries.IndexRow(status="COMPLETED", placed=OLD, since=OLD).to_json()),
+    old, fresh = ago(2), ago(0)
+    rows = {"slow": json.loads(queries.IndexRow(status="SHIPPING", placed=old, since=old).to_json()),
+            "moving": json.loads(queries.IndexRow(status="SHIPPING", placed=fresh, since=fresh).to_json()),
+            "done": json.loads(queries.IndexRow(status="COMPLETED", placed=old, since=old).to_json()),
             "old-release": "IN_FLIGHT", "never-saved": "IN_FLIGHT"}
     side, actors = Sidecar(rows), Actors()
     counts = stuck.Scan(Api(side), actors, every_s=0).scan_once()
