@@ -159,3 +159,12 @@ def test_a_private_sdk_name_that_is_gone_fails_with_what_to_change(monkeypatch):
         _sdk._resolve("dapr.ext.workflow._durabletask.worker", "_Gone")
     with pytest.raises(_sdk.SdkChanged, match="registry"):
         _sdk.registry_of(object())
+
+
+def test_a_saved_failure_carries_no_stack_trace(tmp_path):
+    # A trace names where the fake raised on the machine that recorded it: recordings are committed.
+    run = Harness(register, {"greet": fails(attempts=2, then="ok")}).run("twice", "x")
+    assert any("stackTrace" in str(event) for event in run.history_json())
+    saved = run.save(tmp_path / "failed-once.json")
+    assert "stackTrace" not in saved.read_text() and str(tmp_path.parent) not in saved.read_text()
+    assert replay(saved, register).ok

@@ -196,7 +196,10 @@ class Run:
         if self._without_patches:
             record["without_patches"] = sorted(self._without_patches)
         head = json.dumps(record)[:-1]
-        events = ",\n".join(json.dumps(event, separators=(",", ":")) for event in self.history_json())
+        # A failure's stack trace names where the fake raised on this machine: nothing a replay
+        # reads, and no recording should carry a machine's paths.
+        events = ",\n".join(json.dumps(_without_stack_traces(event), separators=(",", ":"))
+                             for event in self.history_json())
         path.write_text(f'{head}, "events": [\n{events}\n]}}\n')  # one event a line
         return path
 
@@ -405,3 +408,10 @@ def _ts(at: datetime) -> timestamp_pb2.Timestamp:
 def _string(value: str | None) -> wrappers_pb2.StringValue | None:
     return wrappers_pb2.StringValue(value=value) if value is not None else None
 
+
+def _without_stack_traces(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _without_stack_traces(item) for key, item in value.items() if key != "stackTrace"}
+    if isinstance(value, list):
+        return [_without_stack_traces(item) for item in value]
+    return value
