@@ -212,16 +212,20 @@ class Sidecar:
 
     def workflow_run_sync(self, instance_id: str, timeout: float = 10) -> tuple[Run, str] | None:
         """The instance (from a thread), with its input; None when it does not exist."""
+        reply = self._instance_sync(instance_id, with_inputs=True, timeout=timeout)
+        run = _run(reply) if reply is not None else None
+        return (run, reply.workflowState.input.value) if run else None
+
+    def _instance_sync(self, instance_id: str, with_inputs: bool, timeout: float):
+        """GetInstance from a thread; None when there is no such instance."""
         try:
-            reply = workflow_grpc.TaskHubSidecarServiceStub(self.channel()).GetInstance(
-                history_pb.GetInstanceRequest(instanceId=instance_id, getInputsAndOutputs=True),
+            return workflow_grpc.TaskHubSidecarServiceStub(self.channel()).GetInstance(
+                history_pb.GetInstanceRequest(instanceId=instance_id, getInputsAndOutputs=with_inputs),
                 metadata=self.metadata(), timeout=timeout)
         except grpc.RpcError as error:
             if _no_such_instance(error):
                 return None
             raise
-        run = _run(reply)
-        return (run, reply.workflowState.input.value) if run else None
 
     def start_workflow_sync(self, name: str, workflow_input: dict, instance_id: str) -> str:
         """Schedule workflow `name` (its latest version) as `instance_id`, from a thread."""
@@ -233,15 +237,8 @@ class Sidecar:
 
     def workflow_status(self, instance_id: str, timeout: float = 10) -> str | None:
         """The instance's runtime status (from a thread), or None when it does not exist."""
-        try:
-            reply = workflow_grpc.TaskHubSidecarServiceStub(self.channel()).GetInstance(
-                history_pb.GetInstanceRequest(instanceId=instance_id, getInputsAndOutputs=False),
-                metadata=self.metadata(), timeout=timeout)
-        except grpc.RpcError as error:
-            if _no_such_instance(error):
-                return None
-            raise
-        run = _run(reply)
+        reply = self._instance_sync(instance_id, with_inputs=False, timeout=timeout)
+        run = _run(reply) if reply is not None else None
         return run.status if run else None
 
     async def purge_workflow(self, instance_id: str) -> None:
